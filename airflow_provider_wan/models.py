@@ -13,7 +13,9 @@ from enum import Enum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from airflow_provider_wan.exceptions import WanRequestValidationError
 
 log = logging.getLogger(__name__)
 
@@ -334,10 +336,27 @@ class WanVideoRequest(BaseModel):
             )
         return value
 
+    @classmethod
+    def build(cls, *, skip_capabilities: bool = False, **fields: Any) -> WanVideoRequest:
+        """
+        Validate ``fields`` into a request, raising one readable error that names each bad parameter.
+
+        :param skip_capabilities: check each field on its own but not against the model (the model is not known
+            yet, for example because it is templated).
+        :param fields: the request's fields; None values are treated as not given.
+        """
+        given = {k: v for k, v in fields.items() if v is not None}
+        try:
+            return cls.model_validate(given, context={"skip_capabilities": skip_capabilities})
+        except ValidationError as err:
+            raise WanRequestValidationError(_readable(err)) from None
+
     @model_validator(mode="after")
-    def _check_against_model(self) -> WanVideoRequest:
+    def _check_against_model(self, info: ValidationInfo) -> WanVideoRequest:
         self._resolve_size()
         self._check_extras()
+        if info.context and info.context.get("skip_capabilities"):
+            return self
         cap = get_capability(self.model)
         if cap is None:
             log.warning(
@@ -473,6 +492,20 @@ class WanVideoRequest(BaseModel):
             "extra_input": dict(self.extra_input),
             "extra_parameters": dict(self.extra_parameters),
         }
+
+
+def _readable(err: ValidationError) -> str:
+    problems = []
+    for item in err.errors():
+        field = ".".join(str(p) for p in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "value_error" or not field:
+            problems.append(message)
+        elif item["type"] == "extra_forbidden":
+            problems.append(f"{field} is not a Wan request parameter; use extra_input or extra_parameters")
+        else:
+            problems.append(f"{field}={_short(str(item.get('input')))!r}: {message}")
+    return "Invalid Wan video request: " + "; ".join(problems)
 
 
 def _short(value: str, limit: int = 80) -> str:

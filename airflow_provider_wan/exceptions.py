@@ -1,0 +1,293 @@
+"""
+The one exception hierarchy of this provider: what went wrong talking to DashScope, and whether trying again helps.
+
+Catch the class that matches what you want to handle::
+
+    WanError                                  base of everything raised here
+    ├── WanRequestValidationError             (also ValueError) bad input, found before any HTTP request
+    ├── WanConfigurationError                 the connection cannot be used (no key, bad region, bad URL)
+    ├── WanTransportError           retryable the network failed before an answer arrived
+    │   └── WanAmbiguousSubmitError           a submit was sent but its answer was lost: a task may exist
+    ├── WanAPIError                           DashScope answered with an error code (carries code, message,
+    │   │                                     request_id, status_code, task_id, retryable)
+    │   ├── WanAuthenticationError            InvalidApiKey
+    │   ├── WanPermissionError                AccessDenied*, Arrearage, bills overdue, free tier exhausted
+    │   ├── WanInvalidRequestError            InvalidParameter, BadRequest.*, InvalidURL, UnsupportedOperation
+    │   │   └── WanContentModerationError     DataInspectionFailed, IPInfringementSuspect
+    │   ├── WanNotFoundError                  ModelNotFound, WorkSpaceNotFound, Model.NotExist
+    │   ├── WanThrottledError       retryable Throttling*, LimitRequests (HTTP 429)
+    │   ├── WanServerError          retryable InternalError*, SystemError, ModelUnavailable, 5xx
+    │   └── WanProtocolError        retryable an answer that cannot be read (not JSON, wrong shape)
+    ├── WanTaskExpiredError                   the task is UNKNOWN (older than 24 h, or another region/account)
+    ├── WanTaskCanceledError                  the task was canceled
+    └── WanTimeoutError             retryable the wait ran past its deadline (the task may still finish)
+
+A task that ends FAILED (HTTP 200 with ``output.code``) raises the same :class:`WanAPIError` subclass its code maps
+to, with ``task_id`` set. ``retryable`` says whether the same call (or, for a FAILED task, a new submission) can
+succeed later; it is False for everything that would only cost money again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WanError(Exception):
+    """
+    Base class of every error raised by this provider.
+
+    :param message: what happened and what to do about it.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class WanRequestValidationError(WanError, ValueError):
+    """A request parameter is invalid for the chosen model; raised before any HTTP request is sent."""
+
+
+class WanConfigurationError(WanError):
+    """The DashScope connection is unusable (no API key, unknown region, malformed base URL)."""
+
+
+class WanTransportError(WanError):
+    """The network failed (connect error, timeout, dropped connection) before DashScope's answer arrived."""
+
+    retryable = True
+
+
+class WanAmbiguousSubmitError(WanTransportError):
+    """
+    A submit was sent but its answer was lost, so DashScope may have created (and will bill) a task.
+
+    Not retried automatically: a second POST could create a second billed task.
+    """
+
+    retryable = False
+
+
+class WanAPIError(WanError):
+    """
+    DashScope answered with an error code, at the HTTP level or as a FAILED task.
+
+    :param message: DashScope's message, or ours when it sent none.
+    :param code: DashScope's error code, for example ``InvalidParameter``.
+    :param request_id: the id of the HTTP exchange, for Alibaba Cloud support.
+    :param status_code: the HTTP status (200 for a FAILED task).
+    :param task_id: the DashScope task id, when the error belongs to a task.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
+        task_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+        self.status_code = status_code
+        self.task_id = task_id
+
+    def __str__(self) -> str:
+        details = [
+            f"code={self.code}" if self.code else None,
+            f"http={self.status_code}" if self.status_code else None,
+            f"task_id={self.task_id}" if self.task_id else None,
+            f"request_id={self.request_id}" if self.request_id else None,
+        ]
+        extra = ", ".join(d for d in details if d)
+        return f"{self.message} ({extra})" if extra else self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep keyword-only fields across pickling (Airflow ships exceptions between processes).
+        return (_rebuild_api_error, (type(self), self.message, self.code, self.request_id, self.status_code, self.task_id))
+
+
+def _rebuild_api_error(
+    cls: type[WanAPIError],
+    message: str,
+    code: str | None,
+    request_id: str | None,
+    status_code: int | None,
+    task_id: str | None,
+) -> WanAPIError:
+    return cls(message, code=code, request_id=request_id, status_code=status_code, task_id=task_id)
+
+
+class WanAuthenticationError(WanAPIError):
+    """The API key is missing or wrong for this region (``InvalidApiKey``)."""
+
+
+class WanPermissionError(WanAPIError):
+    """The account may not use this model or workspace, or is out of money (``AccessDenied*``, ``Arrearage``)."""
+
+
+class WanInvalidRequestError(WanAPIError):
+    """DashScope rejected the request's parameters (``InvalidParameter``, ``BadRequest.*``, ``InvalidURL``)."""
+
+
+class WanContentModerationError(WanInvalidRequestError):
+    """The prompt, the audio or the generated video failed content moderation (``DataInspectionFailed``)."""
+
+
+class WanNotFoundError(WanAPIError):
+    """The model or workspace does not exist in this region (``ModelNotFound``, ``WorkSpaceNotFound``)."""
+
+
+class WanThrottledError(WanAPIError):
+    """A rate limit was hit (HTTP 429 ``Throttling*``); it usually recovers within a minute.
+
+    :param retry_after: seconds DashScope asked us to wait, when it said.
+    """
+
+    retryable = True
+    retry_after: float | None = None
+
+
+class WanServerError(WanAPIError):
+    """DashScope failed internally (``InternalError*``, ``SystemError``, ``ModelUnavailable``, HTTP 5xx)."""
+
+    retryable = True
+
+
+class WanProtocolError(WanAPIError):
+    """An answer could not be read: not JSON (a gateway's HTML page), or missing the fields we need."""
+
+    retryable = True
+
+
+class WanTaskExpiredError(WanAPIError):
+    """The task is ``UNKNOWN``: older than 24 hours, or created in another region or account."""
+
+
+class WanTaskCanceledError(WanAPIError):
+    """The task was canceled before it produced a video."""
+
+
+class WanTimeoutError(WanError):
+    """Waiting for a task ran past its deadline; the task may still be running (and billed) on DashScope.
+
+    :param task_id: the DashScope task id that was being waited on.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_timeout, (self.message, self.task_id))
+
+
+def _rebuild_timeout(message: str, task_id: str | None) -> WanTimeoutError:
+    return WanTimeoutError(message, task_id=task_id)
+
+
+#: DashScope error code -> exception class (reference section 5.2). Prefix rules below cover families.
+ERROR_CODES: dict[str, type[WanAPIError]] = {
+    "InvalidApiKey": WanAuthenticationError,
+    "AccessDenied": WanPermissionError,
+    "AccessDenied.Unpurchased": WanPermissionError,
+    "Workspace.AccessDenied": WanPermissionError,
+    "Model.AccessDenied": WanPermissionError,
+    "Arrearage": WanPermissionError,
+    "AllocationQuota.FreeTierOnly": WanPermissionError,
+    "PrepaidBillOverdue": WanPermissionError,
+    "PostpaidBillOverdue": WanPermissionError,
+    "CommodityNotPurchased": WanPermissionError,
+    "InvalidParameter": WanInvalidRequestError,
+    "InvalidParameter.DataInspection": WanInvalidRequestError,
+    "InvalidURL": WanInvalidRequestError,
+    "UnsupportedOperation": WanInvalidRequestError,
+    "DataInspectionFailed": WanContentModerationError,
+    "IPInfringementSuspect": WanContentModerationError,
+    "ModelNotFound": WanNotFoundError,
+    "Model.NotExist": WanNotFoundError,
+    "WorkSpaceNotFound": WanNotFoundError,
+    "Throttling": WanThrottledError,
+    "LimitRequests": WanThrottledError,
+    "RequestTimeOut": WanServerError,
+    "InternalError": WanServerError,
+    "SystemError": WanServerError,
+    "ModelUnavailable": WanServerError,
+    "ServiceUnavailable": WanServerError,
+    "GatewayTimeout": WanServerError,
+}
+
+_PREFIXES: tuple[tuple[str, type[WanAPIError]], ...] = (
+    ("Throttling.AllocationQuota", WanPermissionError),
+    ("Throttling", WanThrottledError),
+    ("InternalError", WanServerError),
+    ("BadRequest", WanInvalidRequestError),
+    ("InvalidParameter", WanInvalidRequestError),
+    ("AccessDenied", WanPermissionError),
+)
+
+_BY_STATUS: dict[int, type[WanAPIError]] = {
+    400: WanInvalidRequestError,
+    401: WanAuthenticationError,
+    403: WanPermissionError,
+    404: WanNotFoundError,
+    408: WanServerError,
+    413: WanInvalidRequestError,
+    415: WanInvalidRequestError,
+    429: WanThrottledError,
+}
+
+#: What the user should do next, by class; appended to messages raised by operators.
+ADVICE: dict[type[WanError], str] = {
+    WanAuthenticationError: "check the API key in the connection and that it belongs to the connection's region",
+    WanPermissionError: "check the account's balance, the model's activation and the workspace in Model Studio",
+    WanContentModerationError: "change the prompt or audio; retrying the same input fails the same way",
+    WanInvalidRequestError: "fix the parameters; retrying the same request fails the same way",
+    WanNotFoundError: "check the model name and that the region offers it",
+    WanThrottledError: "lower concurrency (an Airflow pool) or raise the account's rate limit",
+    WanServerError: "DashScope had an internal problem; a retry usually succeeds",
+    WanProtocolError: "check the connection's base URL points at a DashScope-compatible endpoint",
+    WanTaskExpiredError: "the video is gone after 24 hours; generate it again",
+    WanTaskCanceledError: "the task was canceled; submit it again if the video is still needed",
+    WanTimeoutError: "raise `timeout`, or keep waiting with WanTaskSensor on the same task id",
+    WanAmbiguousSubmitError: "look for the task in Model Studio before submitting again, or you may pay twice",
+}
+
+
+def error_class_for(code: str | None, status_code: int | None) -> type[WanAPIError]:
+    """
+    Pick the exception class for a DashScope error code (falling back to the HTTP status).
+
+    :param code: the ``code`` field of the error body or of a FAILED task.
+    :param status_code: the HTTP status of the answer.
+    """
+    if code:
+        if code in ERROR_CODES:
+            return ERROR_CODES[code]
+        for prefix, cls in _PREFIXES:
+            if code.startswith(prefix):
+                return cls
+    if status_code is not None:
+        if status_code >= 500:
+            return WanServerError
+        if status_code in _BY_STATUS:
+            return _BY_STATUS[status_code]
+    return WanAPIError
+
+
+def advice_for(error: BaseException) -> str | None:
+    """
+    What to do about ``error``, in one phrase, or None.
+
+    :param error: an exception raised by this provider.
+    """
+    for cls in type(error).__mro__:
+        if cls in ADVICE:
+            return ADVICE[cls]
+    return None

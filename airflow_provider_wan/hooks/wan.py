@@ -1,0 +1,437 @@
+"""
+WanHook: the ``dashscope`` connection turned into sync and async DashScope clients.
+
+Sync and async twins (``get_task`` / ``aget_task``) differ only in transport; both go through :mod:`protocol`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from functools import cached_property
+from typing import Any, TypeVar
+
+import httpx
+from airflow.sdk import BaseHook
+
+from airflow_provider_wan import __version__
+from airflow_provider_wan._compat import AirflowNotFoundException
+from airflow_provider_wan.events import task_error
+from airflow_provider_wan.exceptions import WanError, WanTimeoutError
+from airflow_provider_wan.hooks._transport import RetryPolicy, SharedAsyncClient, transport_error
+from airflow_provider_wan.models import TaskStatus, WanTask, WanVideoRequest
+from airflow_provider_wan.protocol import (
+    HttpRequest,
+    HttpResponse,
+    SubmitResult,
+    WanProtocol,
+    WanTaskPage,
+    get_protocol,
+)
+from airflow_provider_wan.settings import UI_FIELD_BEHAVIOUR, WanConnectionSettings
+
+T = TypeVar("T")
+
+ENV_API_KEY = "DASHSCOPE_API_KEY"
+ENV_REGION = "DASHSCOPE_REGION"
+ENV_BASE_URL = "DASHSCOPE_BASE_URL"
+ENV_WORKSPACE = "DASHSCOPE_WORKSPACE"
+
+
+def user_agent() -> str:
+    """The User-Agent every request carries: this package, Airflow, httpx and Python versions."""
+    try:
+        from airflow import __version__ as airflow_version
+    except ImportError:  # pragma: no cover - Airflow is a dependency
+        airflow_version = "unknown"
+    return (
+        f"airflow-provider-wan/{__version__} apache-airflow/{airflow_version} "
+        f"httpx/{httpx.__version__} python/{platform.python_version()}"
+    )
+
+
+def _env_settings(conn_id: str) -> WanConnectionSettings | None:
+    if not os.environ.get(ENV_API_KEY):
+        return None
+    extra = {"region": os.environ.get(ENV_REGION), "base_url": os.environ.get(ENV_BASE_URL)}
+    extra["workspace"] = os.environ.get(ENV_WORKSPACE)
+    return WanConnectionSettings.from_parts(
+        password=os.environ[ENV_API_KEY],
+        host=None,
+        port=None,
+        schema=None,
+        extra={k: v for k, v in extra.items() if v},
+        source=f"environment ({ENV_API_KEY}, connection {conn_id!r} not found)",
+    )
+
+
+def _conn_settings(conn: Any) -> WanConnectionSettings:
+    # Parse the raw extra ourselves: Connection.extra_dejson masks secrets synchronously, which can deadlock in
+    # an async context on some Airflow versions.
+    raw = conn.extra or "{}"
+    try:
+        extra = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except ValueError:
+        extra = {}
+    return WanConnectionSettings.from_parts(
+        password=conn.password,
+        host=conn.host,
+        port=conn.port,
+        schema=conn.schema,
+        extra=extra if isinstance(extra, dict) else {},
+        source=f"connection {conn.conn_id!r}",
+    )
+
+
+class WanHook(BaseHook):
+    """
+    Talk to DashScope's Wan text-to-video API through an Airflow ``dashscope`` connection.
+
+    The API key is the connection's password; the region (``singapore`` by default, ``beijing``, ``virginia``)
+    or an explicit base URL (host field or ``base_url`` extra, for gateways and the simulator) picks the
+    endpoint. When the connection does not exist but ``DASHSCOPE_API_KEY`` is set, that key is used (region
+    from ``DASHSCOPE_REGION``).
+
+    :param dashscope_conn_id: the Airflow connection id.
+    :param settings: ready settings, bypassing the connection lookup (tests, scripts).
+    """
+
+    conn_name_attr = "dashscope_conn_id"
+    default_conn_name = "dashscope_default"
+    conn_type = "dashscope"
+    hook_name = "Alibaba Cloud DashScope (Wan)"
+
+    def __init__(
+        self,
+        dashscope_conn_id: str = default_conn_name,
+        *,
+        settings: WanConnectionSettings | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dashscope_conn_id = dashscope_conn_id
+        self._settings = settings
+
+    def __repr__(self) -> str:
+        return f"WanHook(dashscope_conn_id={self.dashscope_conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form of Airflow 3.1 (3.2+ reads ``conn-fields`` from the provider info)."""
+        return {
+            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+        }
+
+    # ----------------------------------------------------------------------------------------- settings
+
+    def get_settings(self) -> WanConnectionSettings:
+        """Resolve the connection (or the environment fallback) once; masks the key in logs."""
+        if self._settings is None:
+            try:
+                settings = _conn_settings(self.get_connection(self.dashscope_conn_id))
+            except AirflowNotFoundException:
+                settings = self._fallback_settings()
+                _mask(settings.api_key)
+            self._settings = settings
+        return self._settings
+
+    async def aget_settings(self) -> WanConnectionSettings:
+        """Async twin of :meth:`get_settings`: reads the connection without blocking the event loop."""
+        if self._settings is None:
+            try:
+                settings = _conn_settings(await _aget_connection(self.dashscope_conn_id))
+            except AirflowNotFoundException:
+                settings = self._fallback_settings()
+                await _amask(settings.api_key)
+            self._settings = settings
+        return self._settings
+
+    def _fallback_settings(self) -> WanConnectionSettings:
+        settings = _env_settings(self.dashscope_conn_id)
+        if settings is None:
+            raise AirflowNotFoundException(
+                f"The conn_id `{self.dashscope_conn_id}` isn't defined and {ENV_API_KEY} is not set; create a "
+                f"`dashscope` connection (or AIRFLOW_CONN_{self.dashscope_conn_id.upper()}) with the API key"
+            )
+        self.log.info(
+            "Connection %r not found; using %s from the environment (base URL %s)",
+            self.dashscope_conn_id,
+            ENV_API_KEY,
+            settings.base_url,
+        )
+        return settings
+
+    @cached_property
+    def protocol(self) -> WanProtocol:
+        """The wire flavour chosen by the connection's ``protocol`` extra."""
+        return get_protocol(self.get_settings().protocol)
+
+    def _retry_policy(self, settings: WanConnectionSettings) -> RetryPolicy:
+        return RetryPolicy(max_attempts=settings.max_retries + 1, budget=settings.retry_budget)
+
+    def _client_options(self, settings: WanConnectionSettings) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {settings.api_key}", "User-Agent": user_agent()}
+        headers["Accept"] = "application/json"
+        if settings.workspace:
+            headers["X-DashScope-WorkSpace"] = settings.workspace
+        return {
+            "base_url": settings.base_url + "/",
+            "headers": headers,
+            "timeout": httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            "follow_redirects": False,
+        }
+
+    # ----------------------------------------------------------------------------------------- sync
+
+    @cached_property
+    def _client(self) -> httpx.Client:
+        return httpx.Client(**self._client_options(self.get_settings()))
+
+    def close(self) -> None:
+        """Close the sync client's connections."""
+        if "_client" in self.__dict__:
+            self.__dict__.pop("_client").close()
+
+    def _call(self, request: HttpRequest, parse: Callable[[HttpResponse], T]) -> T:
+        settings = self.get_settings()
+        policy = self._retry_policy(settings)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return parse(self._send(request, settings))
+            except WanError as err:
+                delay = policy.delay(attempt, err, request, time.monotonic() - started)
+                if delay is None:
+                    raise
+                self._log_retry(request, err, attempt, delay)
+                time.sleep(delay)
+
+    def _send(self, request: HttpRequest, settings: WanConnectionSettings) -> HttpResponse:
+        try:
+            response = self._client.request(
+                request.method, request.path, json=request.json, params=request.params, headers=request.headers
+            )
+        except httpx.HTTPError as err:
+            raise transport_error(err, request, settings.read_timeout) from None
+        return HttpResponse(response.status_code, response.headers, response.content)
+
+    def _log_retry(self, request: HttpRequest, err: WanError, attempt: int, delay: float) -> None:
+        self.log.warning(
+            "%s %s failed (%s: %s); retry %d in %.1f s", request.method, request.path, type(err).__name__, err,
+            attempt, delay,
+        )
+
+    def submit_task(self, request: WanVideoRequest | Mapping[str, Any]) -> SubmitResult:
+        """
+        Create a generation task and return its id, first status and request id.
+
+        :param request: a :class:`WanVideoRequest` or the same fields as a mapping (validated first).
+        """
+        validated = _validated(request)
+        return self._call(self.protocol.submit_request(validated), self.protocol.parse_submit)
+
+    def submit(self, request: WanVideoRequest | Mapping[str, Any]) -> str:
+        """
+        Create a generation task and return the DashScope task id.
+
+        :param request: a :class:`WanVideoRequest` or the same fields as a mapping (validated first).
+        """
+        return self.submit_task(request).task_id
+
+    def get_task(self, task_id: str) -> WanTask:
+        """
+        Read a task's status and, once SUCCEEDED, its result (including the signed ``video_url``).
+
+        :param task_id: the DashScope task id.
+        """
+        return self._call(self.protocol.get_task_request(task_id), lambda r: self.protocol.parse_task(r, task_id))
+
+    def cancel_task(self, task_id: str) -> None:
+        """
+        Cancel a task. DashScope only cancels PENDING tasks; others answer ``UnsupportedOperation``.
+
+        :param task_id: the DashScope task id.
+        """
+        self._call(self.protocol.cancel_request(task_id), self.protocol.parse_cancel)
+
+    def list_tasks(self, **filters: Any) -> WanTaskPage:
+        """
+        List the account's tasks (native protocol only).
+
+        :param filters: ``page_no``, ``page_size``, ``status``, ``model_name``, ``start_time``, ``end_time``.
+        """
+        return self._call(self.protocol.list_request(**filters), self.protocol.parse_list)
+
+    def wait_for_task(self, task_id: str, poll_interval: float = 15.0, timeout: float | None = None) -> WanTask:
+        """
+        Poll until the task ends; return it when SUCCEEDED, raise the matching error otherwise.
+
+        :param task_id: the DashScope task id.
+        :param poll_interval: seconds between polls (DashScope suggests 15).
+        :param timeout: seconds to wait in all; None waits until the task ends.
+        :raises WanTimeoutError: when ``timeout`` passes first (the task may still finish).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        started, last = time.monotonic(), None
+        while True:
+            task = self.get_task(task_id)
+            if task.task_status is not last:
+                self.log.info("Task %s is %s after %.0f s", task_id, task.task_status.value, time.monotonic() - started)
+                last = task.task_status
+            if task.task_status.is_terminal:
+                return _result_or_raise(task)
+            if deadline is not None and time.monotonic() + poll_interval > deadline:
+                raise WanTimeoutError(
+                    f"task {task_id} is still {task.task_status.value} after {timeout:g} s", task_id=task_id
+                )
+            time.sleep(poll_interval)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key and endpoint with a call that spends nothing (reading a task id that does not exist)."""
+        try:
+            settings = self.get_settings()
+            self._call(self.protocol.probe_request(), lambda r: self.protocol.parse_task(r, "probe"))
+        except Exception as err:
+            return False, f"{type(err).__name__}: {err}"
+        finally:
+            self.close()
+        return True, f"Connected to {settings.base_url} ({settings.protocol}); the API key was accepted"
+
+    # ----------------------------------------------------------------------------------------- async
+
+    @asynccontextmanager
+    async def async_session(self) -> AsyncIterator[WanHook]:
+        """
+        Hold this connection's shared ``AsyncClient`` (one per event loop) for a series of async calls.
+
+        Every user of the same connection on the loop shares the client and its ``poll_qps`` budget.
+        """
+        settings = await self.aget_settings()
+        shared = SharedAsyncClient(
+            settings.cache_key(),
+            build=lambda: httpx.AsyncClient(**self._client_options(settings)),
+            rate=settings.poll_qps,
+        )
+        async with shared:
+            yield self
+
+    async def _acall(self, request: HttpRequest, parse: Callable[[HttpResponse], T]) -> T:
+        settings = await self.aget_settings()
+        policy = self._retry_policy(settings)
+        async with SharedAsyncClient(
+            settings.cache_key(),
+            build=lambda: httpx.AsyncClient(**self._client_options(settings)),
+            rate=settings.poll_qps,
+        ) as shared:
+            started = time.monotonic()
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    if request.method == "GET":
+                        await shared.limiter.acquire()
+                    return parse(await self._asend(shared.client, request, settings))
+                except WanError as err:
+                    delay = policy.delay(attempt, err, request, time.monotonic() - started)
+                    if delay is None:
+                        raise
+                    self._log_retry(request, err, attempt, delay)
+                    await asyncio.sleep(delay)
+
+    async def _asend(
+        self, client: httpx.AsyncClient, request: HttpRequest, settings: WanConnectionSettings
+    ) -> HttpResponse:
+        try:
+            response = await client.request(
+                request.method, request.path, json=request.json, params=request.params, headers=request.headers
+            )
+        except httpx.HTTPError as err:
+            raise transport_error(err, request, settings.read_timeout) from None
+        return HttpResponse(response.status_code, response.headers, response.content)
+
+    async def _aprotocol(self) -> WanProtocol:
+        return get_protocol((await self.aget_settings()).protocol)
+
+    async def asubmit_task(self, request: WanVideoRequest | Mapping[str, Any]) -> SubmitResult:
+        """Async twin of :meth:`submit_task`. :param request: the request (validated first)."""
+        validated = _validated(request)
+        protocol = await self._aprotocol()
+        return await self._acall(protocol.submit_request(validated), protocol.parse_submit)
+
+    async def asubmit(self, request: WanVideoRequest | Mapping[str, Any]) -> str:
+        """Async twin of :meth:`submit`. :param request: the request (validated first)."""
+        return (await self.asubmit_task(request)).task_id
+
+    async def aget_task(self, task_id: str) -> WanTask:
+        """Async twin of :meth:`get_task`. :param task_id: the DashScope task id."""
+        protocol = await self._aprotocol()
+        return await self._acall(protocol.get_task_request(task_id), lambda r: protocol.parse_task(r, task_id))
+
+    async def acancel_task(self, task_id: str) -> None:
+        """Async twin of :meth:`cancel_task`. :param task_id: the DashScope task id."""
+        protocol = await self._aprotocol()
+        await self._acall(protocol.cancel_request(task_id), protocol.parse_cancel)
+
+    async def alist_tasks(self, **filters: Any) -> WanTaskPage:
+        """Async twin of :meth:`list_tasks`. :param filters: as for :meth:`list_tasks`."""
+        protocol = await self._aprotocol()
+        return await self._acall(protocol.list_request(**filters), protocol.parse_list)
+
+
+def _validated(request: WanVideoRequest | Mapping[str, Any]) -> WanVideoRequest:
+    return request if isinstance(request, WanVideoRequest) else WanVideoRequest.model_validate(dict(request))
+
+
+def _result_or_raise(task: WanTask) -> WanTask:
+    error = task_error(task)
+    if error is not None:
+        raise error
+    return task
+
+
+async def _aget_connection(conn_id: str) -> Any:
+    aget = getattr(BaseHook, "aget_connection", None)
+    if aget is not None:
+        return await aget(conn_id)
+    from asgiref.sync import sync_to_async  # Airflow < 3.2 has no async connection lookup
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id)
+
+
+def _mask(secret: str) -> None:
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover
+        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
+    mask_secret(secret)
+
+
+async def _amask(secret: str) -> None:
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # Airflow without the async twin: registering locally never blocks
+        _mask_locally(secret)
+        return
+    await amask_secret(secret)
+
+
+def _mask_locally(secret: str) -> None:
+    try:
+        from airflow.sdk._shared.secrets_masker import _secrets_masker  # type: ignore[attr-defined]
+
+        _secrets_masker().add_mask(secret)
+    except Exception:  # pragma: no cover - best effort on versions without the shared masker
+        _mask(secret)
+
+
+# Kept for readers of the status enum through the hook module.
+__all__ = ["TaskStatus", "WanHook", "user_agent"]

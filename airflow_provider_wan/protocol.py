@@ -1,0 +1,542 @@
+"""
+Sans-I/O wire flavours: build DashScope requests and read their answers without touching a socket.
+
+The sync hook, the async hook and the trigger all go through here, so a wire quirk is fixed once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from airflow_provider_wan.exceptions import (
+    WanAPIError,
+    WanProtocolError,
+    WanThrottledError,
+    error_class_for,
+)
+from airflow_provider_wan.models import TaskStatus, WanTask, WanUsage, WanVideoRequest
+
+SUBMIT_PATH = "services/aigc/video-generation/video-synthesis"
+UNIFIED_PATH = "v2/videos/generations"
+#: DashScope's timestamps carry no zone; the service runs on China Standard Time.
+DASHSCOPE_TZ = timezone(timedelta(hours=8))
+_SNIPPET = 200
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """
+    One HTTP request to make, relative to the connection's base URL.
+
+    :param method: ``GET`` or ``POST``.
+    :param path: the path below the base URL, without a leading slash.
+    :param json: the JSON body, if any.
+    :param params: the query parameters, if any.
+    :param headers: headers beyond authorization and user agent.
+    :param idempotent: whether repeating the request after it may have been processed is harmless.
+        A submit is not: a second POST can create a second billed task.
+    """
+
+    method: str
+    path: str
+    json: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    idempotent: bool = True
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """
+    An HTTP answer, independent of the client library.
+
+    :param status_code: the HTTP status.
+    :param headers: the response headers (case-insensitive mapping preferred).
+    :param content: the raw body.
+    """
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+class SubmitResult(BaseModel):
+    """
+    What a submit returns.
+
+    :param task_id: the new DashScope task id.
+    :param task_status: its first status (PENDING).
+    :param request_id: the id of the HTTP exchange.
+    """
+
+    task_id: str
+    task_status: TaskStatus = TaskStatus.PENDING
+    request_id: str | None = None
+
+
+class WanTaskSummary(BaseModel):
+    """
+    One row of ``GET /tasks``: a task without its result.
+
+    :param task_id: the DashScope task id.
+    :param status: its status.
+    :param model_name: the model it ran.
+    :param gmt_create: creation time, epoch milliseconds.
+    :param start_time: start time, epoch milliseconds.
+    :param end_time: end time, epoch milliseconds.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str
+    status: str | None = None
+    model_name: str | None = None
+    gmt_create: int | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+
+
+class WanTaskPage(BaseModel):
+    """
+    A page of ``GET /tasks``.
+
+    :param tasks: the tasks on this page.
+    :param total: how many tasks match in all.
+    :param page_no: this page's number (from 1).
+    :param page_size: the page size.
+    :param total_page: how many pages there are.
+    :param request_id: the id of the HTTP exchange.
+    """
+
+    tasks: list[WanTaskSummary]
+    total: int | None = None
+    page_no: int | None = None
+    page_size: int | None = None
+    total_page: int | None = None
+    request_id: str | None = None
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """
+    Read how long the server asked us to wait: ``retry-after-ms``, or ``Retry-After`` in seconds or as a date.
+
+    :param headers: the response headers.
+    :param now: the current epoch time (for HTTP dates); defaults to the clock.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if (ms := lowered.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def read_json(response: HttpResponse) -> Any:
+    """
+    Decode a JSON body, or raise :class:`WanProtocolError` quoting what arrived instead.
+
+    :param response: the answer to decode.
+    """
+    try:
+        return json.loads(response.content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        snippet = response.content[:_SNIPPET].decode("utf-8", "replace").strip()
+        content_type = response.headers.get("content-type", "unknown")
+        raise WanProtocolError(
+            f"HTTP {response.status_code} answer is not JSON (content-type {content_type}): {snippet!r}",
+            status_code=response.status_code,
+        ) from None
+
+
+def error_from_response(response: HttpResponse) -> WanAPIError:
+    """
+    Turn a non-2xx answer into the matching :class:`WanAPIError` subclass.
+
+    Reads ``{"code", "message", "request_id"}`` (also ``msg`` and a nested ``error`` object, as relays send).
+    A body that is not JSON becomes :class:`WanProtocolError`, except for HTTP 429, which is throttling whatever
+    the body says.
+
+    :param response: the answer to read.
+    """
+    try:
+        body = read_json(response)
+    except WanProtocolError as err:
+        if response.status_code != 429:
+            return err
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    nested = body.get("error") if isinstance(body.get("error"), dict) else {}
+    code = _text(body.get("code")) or _text(nested.get("code")) or _text(nested.get("type"))
+    message = (
+        _text(body.get("message"))
+        or _text(body.get("msg"))
+        or _text(nested.get("message"))
+        or f"HTTP {response.status_code} without an error message"
+    )
+    request_id = _text(body.get("request_id")) or response.headers.get("x-request-id")
+    cls = error_class_for(code, response.status_code)
+    error = cls(message, code=code, request_id=request_id, status_code=response.status_code)
+    if isinstance(error, WanThrottledError):
+        error.retry_after = retry_after_seconds(response.headers)
+    return error
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _ok_json(response: HttpResponse) -> dict[str, Any]:
+    """Check the status, decode the body, and surface an error carried inside an HTTP 200."""
+    if not 200 <= response.status_code < 300:
+        raise error_from_response(response)
+    body = read_json(response)
+    if not isinstance(body, dict):
+        raise WanProtocolError(
+            f"expected a JSON object, got {type(body).__name__}", status_code=response.status_code
+        )
+    if body.get("code") and not isinstance(body.get("output"), dict) and "task_id" not in body:
+        # The v2 SDK's two-layer model: an HTTP 200 can still carry a top-level error code.
+        raise error_from_response(HttpResponse(400, response.headers, response.content))
+    return body
+
+
+class WanProtocol(ABC):
+    """
+    One wire flavour: how requests are built and answers read.
+
+    :cvar name: the value of the connection's ``protocol`` extra.
+    :cvar supports_cancel: whether the flavour has a cancel route.
+    :cvar supports_list: whether the flavour can list tasks.
+    """
+
+    name: str
+    supports_cancel: bool = True
+    supports_list: bool = True
+
+    @abstractmethod
+    def submit_request(self, request: WanVideoRequest) -> HttpRequest:
+        """Build the POST that creates a task. :param request: the validated request."""
+
+    @abstractmethod
+    def parse_submit(self, response: HttpResponse) -> SubmitResult:
+        """Read the submit's answer. :param response: the answer."""
+
+    @abstractmethod
+    def get_task_request(self, task_id: str) -> HttpRequest:
+        """Build the GET that reads a task. :param task_id: the DashScope task id."""
+
+    @abstractmethod
+    def parse_task(self, response: HttpResponse, task_id: str) -> WanTask:
+        """Read a task. :param response: the answer. :param task_id: the id asked for."""
+
+    def cancel_request(self, task_id: str) -> HttpRequest:
+        """Build the POST that cancels a PENDING task. :param task_id: the DashScope task id."""
+        raise NotImplementedError(f"the {self.name} protocol has no cancel route")
+
+    def parse_cancel(self, response: HttpResponse) -> str | None:
+        """Read a cancel's answer; returns the request id. :param response: the answer."""
+        return _text(_ok_json(response).get("request_id"))
+
+    def list_request(self, **filters: Any) -> HttpRequest:
+        """Build the GET that lists tasks. :param filters: page_no, page_size, status, model_name, times."""
+        raise NotImplementedError(f"the {self.name} protocol cannot list tasks")
+
+    def parse_list(self, response: HttpResponse) -> WanTaskPage:
+        """Read a page of tasks. :param response: the answer."""
+        raise NotImplementedError(f"the {self.name} protocol cannot list tasks")
+
+    def probe_request(self) -> HttpRequest:
+        """A request that needs a valid key but spends nothing: reading a task that does not exist."""
+        return self.get_task_request("00000000-0000-0000-0000-000000000000")
+
+
+class DashScopeProtocol(WanProtocol):
+    """The native DashScope protocol: ``/services/aigc/video-generation/video-synthesis`` and ``/tasks``."""
+
+    name = "dashscope"
+
+    def submit_request(self, request: WanVideoRequest) -> HttpRequest:
+        """Build the native submit: ``{"model", "input", "parameters"}`` with ``X-DashScope-Async: enable``."""
+        body_input: dict[str, Any] = {"prompt": request.prompt}
+        if request.negative_prompt:
+            body_input["negative_prompt"] = request.negative_prompt
+        if request.audio_url:
+            body_input["audio_url"] = request.audio_url
+        body_input.update(request.extra_input)
+        body = {"model": request.model, "input": body_input, "parameters": _parameters(request)}
+        headers = {"X-DashScope-Async": "enable", "Content-Type": "application/json"}
+        if request.audio_url and request.audio_url.startswith("oss://"):
+            headers["X-DashScope-OssResourceResolve"] = "enable"
+        return HttpRequest("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
+
+    def parse_submit(self, response: HttpResponse) -> SubmitResult:
+        """Read ``{"output": {"task_id", "task_status"}, "request_id"}``."""
+        body = _ok_json(response)
+        output = body.get("output")
+        if not isinstance(output, dict) or not _text(output.get("task_id")):
+            raise WanProtocolError(
+                f"submit answer has no output.task_id: {_snippet(body)}", status_code=response.status_code
+            )
+        return SubmitResult(
+            task_id=str(output["task_id"]),
+            task_status=_status(output.get("task_status") or "PENDING"),
+            request_id=_text(body.get("request_id")),
+        )
+
+    def get_task_request(self, task_id: str) -> HttpRequest:
+        """Build ``GET /tasks/{task_id}``."""
+        return HttpRequest("GET", f"tasks/{_safe_id(task_id)}")
+
+    def parse_task(self, response: HttpResponse, task_id: str) -> WanTask:
+        """Read ``{"output": {...}, "usage": {...}, "request_id"}``; a FAILED task is data, not an exception."""
+        body = _ok_json(response)
+        output = body.get("output")
+        if not isinstance(output, dict):
+            raise WanProtocolError(f"task answer has no output: {_snippet(body)}", status_code=response.status_code)
+        usage = body.get("usage")
+        try:
+            fields = {
+                **output,
+                "task_id": _text(output.get("task_id")) or task_id,
+                "task_status": _status(output.get("task_status")),
+                "usage": WanUsage.model_validate(usage) if isinstance(usage, dict) and usage else None,
+                "request_id": _text(body.get("request_id")),
+            }
+            return WanTask.model_validate(fields)
+        except ValidationError as err:
+            raise WanProtocolError(
+                f"task answer cannot be read ({_first_error(err)}): {_snippet(body)}",
+                status_code=response.status_code,
+            ) from None
+
+    def cancel_request(self, task_id: str) -> HttpRequest:
+        """Build ``POST /tasks/{task_id}/cancel`` (no body); only PENDING tasks can be canceled."""
+        return HttpRequest("POST", f"tasks/{_safe_id(task_id)}/cancel", idempotent=True)
+
+    def list_request(self, **filters: Any) -> HttpRequest:
+        """Build ``GET /tasks`` with the given filters (None values dropped)."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        return HttpRequest("GET", "tasks", params=params)
+
+    def parse_list(self, response: HttpResponse) -> WanTaskPage:
+        """Read the flat list shape (``data`` per the Java SDK, ``tasks`` per the v2 SDK)."""
+        body = _ok_json(response)
+        rows = body.get("data", body.get("tasks")) or []
+        if not isinstance(rows, list):
+            raise WanProtocolError(f"task list has no data array: {_snippet(body)}", status_code=response.status_code)
+        try:
+            tasks = [WanTaskSummary.model_validate(row) for row in rows if isinstance(row, dict)]
+            return WanTaskPage(
+                tasks=tasks,
+                total=body.get("total"),
+                page_no=body.get("page_no"),
+                page_size=body.get("page_size"),
+                total_page=body.get("total_page"),
+                request_id=_text(body.get("request_id")),
+            )
+        except ValidationError as err:
+            raise WanProtocolError(f"task list cannot be read ({_first_error(err)})") from None
+
+
+def _parameters(request: WanVideoRequest) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    # Size and duration are always explicit, so the seconds we log as billed are the ones DashScope bills.
+    for key, value in (
+        ("size", request.effective_size),
+        ("duration", request.effective_duration),
+        ("prompt_extend", request.prompt_extend),
+        ("watermark", request.watermark),
+        ("seed", request.seed),
+        ("audio", request.audio),
+        ("shot_type", request.shot_type),
+    ):
+        if value is not None:
+            params[key] = value
+    params.update(request.extra_parameters)
+    return params
+
+
+#: Unified relay statuses -> DashScope statuses (reference section 7.1).
+UNIFIED_STATUSES: dict[str, TaskStatus] = {
+    "NOT_START": TaskStatus.PENDING,
+    "SUBMITTED": TaskStatus.PENDING,
+    "QUEUED": TaskStatus.PENDING,
+    "PENDING": TaskStatus.PENDING,
+    "IN_PROGRESS": TaskStatus.RUNNING,
+    "RUNNING": TaskStatus.RUNNING,
+    "SUCCESS": TaskStatus.SUCCEEDED,
+    "SUCCEEDED": TaskStatus.SUCCEEDED,
+    "FAILURE": TaskStatus.FAILED,
+    "FAILED": TaskStatus.FAILED,
+    "CANCELED": TaskStatus.CANCELED,
+    "CANCELLED": TaskStatus.CANCELED,
+    "UNKNOWN": TaskStatus.UNKNOWN,
+}
+
+
+class UnifiedProtocol(WanProtocol):
+    """The relay "unified" flavour: ``POST /v2/videos/generations`` with a flat body, polled by task id."""
+
+    name = "unified"
+    supports_cancel = False
+    supports_list = False
+
+    def submit_request(self, request: WanVideoRequest) -> HttpRequest:
+        """Build the flat body: prompt, model and the parameters side by side."""
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        if request.negative_prompt:
+            body["negative_prompt"] = request.negative_prompt
+        if request.audio_url:
+            body["audio_url"] = request.audio_url
+        body.update(request.extra_input)
+        body.update(_parameters(request))
+        return HttpRequest(
+            "POST", UNIFIED_PATH, json=body, headers={"Content-Type": "application/json"}, idempotent=False
+        )
+
+    def parse_submit(self, response: HttpResponse) -> SubmitResult:
+        """Read ``{"task_id": ...}`` (also tolerating ``{"data": {"task_id"}}`` and ``{"id"}``)."""
+        body = _ok_json(response)
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        task_id = _text(body.get("task_id")) or _text(data.get("task_id")) or _text(body.get("id"))
+        if not task_id:
+            raise WanProtocolError(f"submit answer has no task_id: {_snippet(body)}", status_code=response.status_code)
+        return SubmitResult(task_id=task_id, request_id=_text(body.get("request_id")))
+
+    def get_task_request(self, task_id: str) -> HttpRequest:
+        """Build ``GET /v2/videos/generations/{task_id}``."""
+        return HttpRequest("GET", f"{UNIFIED_PATH}/{_safe_id(task_id)}")
+
+    def parse_task(self, response: HttpResponse, task_id: str) -> WanTask:
+        """Read ``{task_id, status, fail_reason, submit_time, start_time, finish_time, data: {output}}``."""
+        if response.status_code == 404:
+            # Relays answer an unknown id with 404; DashScope says UNKNOWN, and so do we.
+            return WanTask(task_id=task_id, task_status=TaskStatus.UNKNOWN)
+        body = _ok_json(response)
+        if isinstance(body.get("data"), dict) and "status" not in body and "status" in body["data"]:
+            body = {**body["data"], "request_id": body.get("request_id")}  # some relays wrap the task in data
+        raw_status = _text(body.get("status"))
+        status = UNIFIED_STATUSES.get((raw_status or "").upper().replace(" ", "_"))
+        if status is None:
+            raise WanProtocolError(
+                f"unified task answer has an unexpected status {raw_status!r} (expected one of "
+                f"{', '.join(sorted(UNIFIED_STATUSES))}): {_snippet(body)}",
+                status_code=response.status_code,
+            )
+        code, message = _unified_failure(body) if status is TaskStatus.FAILED else (None, None)
+        return WanTask(
+            task_id=_text(body.get("task_id")) or task_id,
+            task_status=status,
+            video_url=_unified_video_url(body) if status is TaskStatus.SUCCEEDED else None,
+            code=code,
+            message=message,
+            submit_time=_unix_to_dashscope(body.get("submit_time")),
+            scheduled_time=_unix_to_dashscope(body.get("start_time")),
+            end_time=_unix_to_dashscope(body.get("finish_time")),
+            request_id=_text(body.get("request_id")),
+        )
+
+
+def _unified_video_url(body: dict[str, Any]) -> str | None:
+    data = body.get("data")
+    if isinstance(data, dict):
+        if url := _text(data.get("output")):
+            return url
+        outputs = data.get("outputs")
+        if isinstance(outputs, list) and outputs:
+            return _text(outputs[0])
+    return _text(body.get("video_url"))
+
+
+def _unified_failure(body: dict[str, Any]) -> tuple[str, str]:
+    reason = _text(body.get("fail_reason")) or _text(body.get("message")) or "the relay gave no reason"
+    code = _text(body.get("code")) or _text(body.get("fail_code"))
+    if code is None:
+        # Relays often pass DashScope's "Code: message" through as the reason.
+        head = reason.split(":", 1)[0].strip()
+        code = head if head and " " not in head and error_class_for(head, None) is not WanAPIError else "TaskFailed"
+    return code, reason
+
+
+def _unix_to_dashscope(value: Any) -> str | None:
+    """Unix seconds (int, float or numeric string) -> ``YYYY-MM-DD HH:mm:ss.SSS`` in DashScope's zone."""
+    if value is None or value == "" or value == 0:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return _text(value)
+    if seconds > 1e11:  # milliseconds
+        seconds /= 1000.0
+    moment = datetime.fromtimestamp(seconds, tz=DASHSCOPE_TZ)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def _status(value: Any) -> TaskStatus:
+    text = (_text(value) or "").upper()
+    try:
+        return TaskStatus(text)
+    except ValueError:
+        raise WanProtocolError(
+            f"unexpected task_status {value!r}; expected one of {', '.join(s.value for s in TaskStatus)}"
+        ) from None
+
+
+def _safe_id(task_id: str) -> str:
+    task_id = task_id.strip()
+    if not task_id or "/" in task_id or "?" in task_id or "#" in task_id:
+        raise ValueError(f"dashscope_task_id={task_id!r} is not a DashScope task id")
+    return task_id
+
+
+def _snippet(body: Any) -> str:
+    text = json.dumps(body, ensure_ascii=False)[:_SNIPPET]
+    return text
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+PROTOCOLS: dict[str, type[WanProtocol]] = {
+    DashScopeProtocol.name: DashScopeProtocol,
+    UnifiedProtocol.name: UnifiedProtocol,
+}
+
+
+def get_protocol(name: str) -> WanProtocol:
+    """
+    Return the wire flavour called ``name``.
+
+    :param name: ``dashscope`` (native) or ``unified`` (relay ``/v2/videos/generations``).
+    """
+    try:
+        return PROTOCOLS[name.strip().lower()]()
+    except KeyError:
+        raise ValueError(f"protocol={name!r} is unknown; allowed: {', '.join(PROTOCOLS)}") from None
