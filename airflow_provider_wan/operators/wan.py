@@ -1,0 +1,390 @@
+"""
+WanTextToVideoOperator: submit a Wan text-to-video generation and wait for it without holding a worker slot.
+
+Retries reconnect to the task already submitted (Airflow 3.3+ ``task_state_store``) instead of paying twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_wan._compat import AIRFLOW_V_3_3_PLUS, AirflowException
+from airflow_provider_wan._failures import airflow_error
+from airflow_provider_wan.events import TIMEOUT, event_error, task_error, validate_event
+from airflow_provider_wan.exceptions import WanError, WanRequestValidationError, WanTimeoutError
+from airflow_provider_wan.hooks.wan import WanHook
+from airflow_provider_wan.models import DEFAULT_MODEL, WanTask, WanVideoRequest
+from airflow_provider_wan.triggers.wan import WanTaskTrigger
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: task_state_store key holding the submitted task. Never rename: in-flight retries read the old key.
+STATE_KEY = "wan_dashscope_task"
+#: Default ceiling on how long to wait for DashScope (videos take 1-5 minutes; queues can be long).
+DEFAULT_TIMEOUT = timedelta(hours=1)
+#: Extra seconds given to Airflow's own defer timeout, so the trigger's timeout event wins the race.
+DEFER_TIMEOUT_BUFFER = 300.0
+_REQUEST_FIELDS = (
+    "model", "prompt", "negative_prompt", "size", "resolution", "aspect_ratio", "duration", "prompt_extend",
+    "watermark", "seed", "audio", "audio_url", "shot_type", "extra_input", "extra_parameters",
+)
+_warned_no_state_store = False
+
+
+def _seconds(value: float | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _is_templated(value: Any, exts: Sequence[str]) -> bool:
+    """Whether ``value`` is only known after rendering (a Jinja string, a template file, an XComArg)."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value or value.endswith(tuple(exts))
+    if isinstance(value, dict):
+        return any(_is_templated(v, exts) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_is_templated(v, exts) for v in value)
+    return value is not None and not isinstance(value, (int, float, bool))
+
+
+class WanWaitMixin:
+    """What the operator and the sensor share: the hook, deferral and turning an event into a result."""
+
+    dashscope_conn_id: str
+    poll_interval: float
+    cancel_on_kill: bool
+    log: Any
+
+    @cached_property
+    def hook(self) -> WanHook:
+        """The hook of ``dashscope_conn_id``."""
+        return WanHook(dashscope_conn_id=self.dashscope_conn_id)
+
+    def _defer_wait(self, dashscope_task_id: str, deadline: float | None, started_at: float) -> None:
+        backstop = None if deadline is None else timedelta(seconds=max(0.0, deadline - time.time()) + DEFER_TIMEOUT_BUFFER)
+        self.log.info("Deferring: the triggerer now polls task %s every %.0f s", dashscope_task_id, self.poll_interval)
+        self.defer(  # type: ignore[attr-defined]
+            trigger=WanTaskTrigger(
+                dashscope_task_id=dashscope_task_id,
+                dashscope_conn_id=self.dashscope_conn_id,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                cancel_on_kill=self.cancel_on_kill,
+                started_at=started_at,
+            ),
+            method_name="execute_complete",
+            timeout=backstop,
+        )
+
+    def _wait_in_worker(self, dashscope_task_id: str, deadline: float | None) -> WanTask:
+        """The same wait as the trigger, in the worker (``deferrable=False``)."""
+        started, last = time.time(), None
+        while True:
+            try:
+                task = self.hook.get_task(dashscope_task_id)
+            except WanError as err:
+                if not err.retryable or (deadline is not None and time.time() >= deadline):
+                    raise
+                self.log.warning("Polling task %s failed (%s); still waiting", dashscope_task_id, err)
+                time.sleep(self.poll_interval)
+                continue
+            if task.task_status is not last:
+                self.log.info("Task %s is %s after %.0f s", dashscope_task_id, task.task_status.value, time.time() - started)
+                last = task.task_status
+            if task.task_status.is_terminal:
+                return task
+            if deadline is not None and time.time() >= deadline:
+                raise WanTimeoutError(
+                    f"task {dashscope_task_id} is still {task.task_status.value} at the deadline", task_id=dashscope_task_id
+                )
+            time.sleep(self.poll_interval if deadline is None else min(self.poll_interval, max(0.0, deadline - time.time())))
+
+    def _finish(self, task: WanTask, what: str) -> dict[str, Any]:
+        """Return the result of a SUCCEEDED task, raise the matching Airflow error otherwise."""
+        error = task_error(task)
+        if error is not None:
+            raise airflow_error(error, what)
+        return task.to_result()
+
+    def _complete(self, event: Any, what: str) -> dict[str, Any]:
+        """Validate a trigger event; return the result for ``success``, raise for everything else."""
+        try:
+            event = validate_event(event)
+        except WanError as err:
+            raise AirflowException(f"{what}: {err}") from None
+        error = event_error(event)
+        if error is None:
+            self.log.info(
+                "Task %s SUCCEEDED after %.0f s (billed %s s)",
+                event["task_id"], event.get("elapsed") or 0, event.get("billed_seconds"),
+            )
+            return {k: v for k, v in event.items() if k not in ("status", "elapsed")}
+        if event["status"] == TIMEOUT:
+            self._cancel_best_effort(event["task_id"])
+        raise airflow_error(error, what)
+
+    def _cancel_best_effort(self, dashscope_task_id: str) -> None:
+        if not self.cancel_on_kill:
+            return
+        if not self.hook.protocol.supports_cancel:
+            self.log.warning("The connection's protocol cannot cancel; task %s keeps running", dashscope_task_id)
+            return
+        try:
+            self.hook.cancel_task(dashscope_task_id)
+            self.log.info("Canceled DashScope task %s", dashscope_task_id)
+        except WanError as err:
+            self.log.warning(
+                "Could not cancel task %s (DashScope cancels only PENDING tasks): %s", dashscope_task_id, err
+            )
+
+
+class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
+    """
+    Generate a video with a Wan text-to-video model and wait for it, deferring to the triggerer by default.
+
+    The DashScope task id is pushed to XCom (key ``task_id``) as soon as the task exists. The return value is a
+    JSON dict: task id and status, model, request, size, duration, seed, billed seconds, usage, original and
+    rewritten prompt, timestamps and request id. It never contains the signed ``video_url`` (a 24-hour bearer
+    link); :class:`~airflow_provider_wan.transfers.wan_to_s3.WanVideoToS3Operator` fetches it fresh by task id.
+
+    Parameters that are not templated are validated when the DAG is parsed; everything is validated again after
+    rendering, before the request is sent. Content moderation, invalid parameters, a bad key and account problems
+    fail the task without retries (:class:`AirflowFailException`); throttling, server errors and timeouts raise
+    ordinary errors so Airflow's retries apply. On Airflow 3.3+ a retry reconnects to the task it submitted
+    (still running: wait again; succeeded: return it; failed, canceled or expired: submit anew).
+
+    Templated: ``prompt``, ``negative_prompt``, ``model``, ``size``, ``resolution``, ``aspect_ratio``,
+    ``duration``, ``seed``, ``audio_url``, ``shot_type``, ``extra_input``, ``extra_parameters``; a ``prompt``
+    ending in ``.txt``, ``.md`` or ``.j2`` is read from that file next to the DAG.
+
+    :param prompt: what the video shows (1500 characters for wan2.5/2.6, 800 for older models).
+    :param negative_prompt: what it must not show (at most 500 characters).
+    :param model: the Wan model, ``wan2.6-t2v`` by default; newer models pass through with a warning.
+    :param size: ``W*H`` such as ``1280*720`` (``1280x720`` works too).
+    :param resolution: ``480P``, ``720P`` or ``1080P``, with ``aspect_ratio``, instead of ``size``.
+    :param aspect_ratio: ``16:9``, ``9:16``, ``1:1``, ``4:3`` or ``3:4`` (with ``resolution``).
+    :param duration: seconds of video, billed per second (wan2.6: 2-15; others: per model).
+    :param prompt_extend: let DashScope rewrite the prompt (DashScope's default: on).
+    :param watermark: add the "AI-generated" watermark (default: off).
+    :param seed: an integer in [0, 2147483647] for more repeatable results.
+    :param audio: auto-dubbing on or off (wan2.5 and wan2.6 only).
+    :param audio_url: a .wav/.mp3 soundtrack DashScope can fetch (https, or a presigned S3 URL).
+    :param shot_type: ``single`` or ``multi`` (wan2.6 multi-shot narrative; needs prompt_extend on).
+    :param extra_input: more ``input`` fields, passed through verbatim (for API additions).
+    :param extra_parameters: more ``parameters`` fields, passed through verbatim.
+    :param truncate_prompt: cut over-long prompts to the model's limit instead of failing.
+    :param dashscope_conn_id: the ``dashscope`` connection.
+    :param deferrable: wait on the triggerer (default) instead of in the worker.
+    :param wait_for_completion: wait for the video; with False, return right after the submit (use
+        :class:`~airflow_provider_wan.sensors.wan.WanTaskSensor` later).
+    :param poll_interval: seconds between status polls (DashScope suggests 15).
+    :param timeout: how long to wait for DashScope, in seconds or a timedelta (default one hour); the earlier of
+        this and ``execution_timeout`` becomes a wall-clock deadline.
+    :param cancel_on_kill: cancel the DashScope task when the Airflow task is killed, cleared or marked, or
+        times out (best effort: only PENDING tasks can be canceled).
+    """
+
+    template_fields: Sequence[str] = (
+        "prompt", "negative_prompt", "model", "size", "resolution", "aspect_ratio", "duration", "seed",
+        "audio_url", "shot_type", "extra_input", "extra_parameters",
+    )
+    template_ext: Sequence[str] = (".txt", ".md", ".j2")
+    template_fields_renderers = {"prompt": "md", "extra_input": "json", "extra_parameters": "json"}
+    ui_color = "#ff6a00"
+
+    def __init__(
+        self,
+        *,
+        prompt: str,
+        negative_prompt: str | None = None,
+        model: str = DEFAULT_MODEL,
+        size: str | None = None,
+        resolution: str | None = None,
+        aspect_ratio: str | None = None,
+        duration: int | str | None = None,
+        prompt_extend: bool | None = None,
+        watermark: bool | None = None,
+        seed: int | str | None = None,
+        audio: bool | None = None,
+        audio_url: str | None = None,
+        shot_type: str | None = None,
+        extra_input: dict[str, Any] | None = None,
+        extra_parameters: dict[str, Any] | None = None,
+        truncate_prompt: bool = False,
+        dashscope_conn_id: str = WanHook.default_conn_name,
+        deferrable: bool = True,
+        wait_for_completion: bool = True,
+        poll_interval: float = 15.0,
+        timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.negative_prompt = negative_prompt
+        self.model = model
+        self.size = size
+        self.resolution = resolution
+        self.aspect_ratio = aspect_ratio
+        self.duration = duration
+        self.prompt_extend = prompt_extend
+        self.watermark = watermark
+        self.seed = seed
+        self.audio = audio
+        self.audio_url = audio_url
+        self.shot_type = shot_type
+        self.extra_input = extra_input or {}
+        self.extra_parameters = extra_parameters or {}
+        self.truncate_prompt = truncate_prompt
+        self.dashscope_conn_id = dashscope_conn_id
+        self.deferrable = deferrable
+        self.wait_for_completion = wait_for_completion
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval={poll_interval!r} must be a positive number of seconds")
+        self.poll_interval = float(poll_interval)
+        self.timeout = _seconds(timeout)
+        self.cancel_on_kill = cancel_on_kill
+        self._dashscope_task_id: str | None = None
+        self._check_at_parse_time()
+
+    # ----------------------------------------------------------------------------------------- request
+
+    def _request_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _REQUEST_FIELDS}
+
+    def _check_at_parse_time(self) -> None:
+        """Validate what is already known, so a bad size fails at DAG import rather than at 3 a.m."""
+        fields, templated = {}, []
+        for name, value in self._request_fields().items():
+            if _is_templated(value, self.template_ext):
+                templated.append(name)
+            else:
+                fields[name] = value
+        fields.setdefault("prompt", "(templated)")
+        fields.setdefault("model", DEFAULT_MODEL)
+        if "model" in templated:
+            fields = {k: v for k, v in fields.items() if k in ("prompt", "seed", "duration", "audio_url", "model")}
+        WanVideoRequest.build(
+            **fields, truncate_prompt=True if "prompt" in templated else self.truncate_prompt,
+            skip_capabilities="model" in templated,
+        )
+
+    def build_request(self) -> WanVideoRequest:
+        """The rendered, validated request (raises :class:`WanRequestValidationError` naming the parameter)."""
+        return WanVideoRequest.build(**self._request_fields(), truncate_prompt=self.truncate_prompt)
+
+    def _fingerprint(self, request: WanVideoRequest) -> str:
+        return hashlib.sha256(json.dumps(request.summary(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def _describe(self, request: WanVideoRequest) -> dict[str, Any]:
+        summary = request.summary()
+        return {"model": request.model, "request": summary, "duration": summary["duration"], "seed": request.seed}
+
+    # ----------------------------------------------------------------------------------------- execute
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate, reconnect or submit, then wait (deferred by default)."""
+        try:
+            request = self.build_request()
+        except WanRequestValidationError as err:
+            raise airflow_error(err, "Wan video request") from None
+        started = time.time()
+        deadline = self._deadline(context, started)
+        try:
+            task_id, reconnected = self._reconnect_or_submit(context, request)
+            if reconnected is not None and reconnected.task_status.is_terminal:
+                return {**self._describe(request), **self._finish(reconnected, "Wan video generation")}
+            if not self.wait_for_completion:
+                return {**self._describe(request), "task_id": task_id, "task_status": "PENDING"}
+            task = self.hook.get_task(task_id)  # check once: a fast task never needs the triggerer
+            if task.task_status.is_terminal:
+                return {**self._describe(request), **self._finish(task, "Wan video generation")}
+            if self.deferrable:
+                self._defer_wait(task_id, deadline, started)
+            task = self._wait_in_worker(task_id, deadline)
+            return {**self._describe(request), **self._finish(task, "Wan video generation")}
+        except WanError as err:
+            if isinstance(err, WanTimeoutError) and self._dashscope_task_id:
+                self._cancel_best_effort(self._dashscope_task_id)
+            raise airflow_error(err, "Wan video generation") from None
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: return the result for ``success``, raise for everything else."""
+        result = self._complete(event, "Wan video generation")
+        try:
+            described = self._describe(self.build_request())
+        except WanRequestValidationError:
+            described = {"model": self.model}
+        return {**described, **result}
+
+    def _deadline(self, context: Context, now: float) -> float | None:
+        limits = [self.timeout]
+        if self.execution_timeout is not None:
+            ti = context.get("ti")
+            start = getattr(ti, "start_date", None)
+            began = start.timestamp() if start is not None else now
+            limits.append(began + self.execution_timeout.total_seconds() - now)
+        known = [limit for limit in limits if limit is not None]
+        return now + min(known) if known else None
+
+    def _reconnect_or_submit(self, context: Context, request: WanVideoRequest) -> tuple[str, WanTask | None]:
+        """
+        The retry decision table (as Airflow's ResumableJobMixin): a stored task that is still running is waited on,
+        a succeeded one returned, a failed/canceled/expired one replaced by a fresh submit.
+        """
+        store = self._state_store(context)
+        fingerprint = self._fingerprint(request)
+        stored = store.get(STATE_KEY) if store is not None else None
+        if isinstance(stored, dict) and stored.get("task_id"):
+            if stored.get("fingerprint") != fingerprint:
+                self.log.warning("The request changed since task %s was submitted; submitting anew", stored["task_id"])
+            else:
+                task = self.hook.get_task(stored["task_id"])
+                if not task.task_status.is_terminal or task.task_status.value == "SUCCEEDED":
+                    self.log.info(
+                        "Reconnecting to DashScope task %s (%s) submitted by an earlier try; not submitting again",
+                        task.task_id, task.task_status.value,
+                    )
+                    self._remember(context, task.task_id)
+                    return task.task_id, task
+                self.log.warning("Earlier task %s ended %s; submitting anew", task.task_id, task.task_status.value)
+        submitted = self.hook.submit_task(request)
+        self._remember(context, submitted.task_id)
+        if store is not None:
+            store.set(STATE_KEY, {"task_id": submitted.task_id, "fingerprint": fingerprint, "submitted_at": time.time()})
+        self.log.info(
+            "Submitted DashScope task %s: model %s, size %s, %s s; %s s will be billed on success (request %s)",
+            submitted.task_id, request.model, request.effective_size, request.effective_duration,
+            request.effective_duration, submitted.request_id,
+        )
+        return submitted.task_id, None
+
+    def _remember(self, context: Context, dashscope_task_id: str) -> None:
+        self._dashscope_task_id = dashscope_task_id
+        context["ti"].xcom_push(key="task_id", value=dashscope_task_id)
+
+    def _state_store(self, context: Context) -> Any:
+        global _warned_no_state_store
+        store = context.get("task_state_store") if AIRFLOW_V_3_3_PLUS else None  # type: ignore[typeddict-item]
+        if store is None and not _warned_no_state_store:
+            _warned_no_state_store = True
+            self.log.warning(
+                "Airflow %s has no task_state_store: a retry of this task submits (and bills) a new video. "
+                "Airflow 3.3+ reconnects to the task already submitted.",
+                "< 3.3" if not AIRFLOW_V_3_3_PLUS else "without a state store",
+            )
+        return store
+
+    def on_kill(self) -> None:
+        """Cancel the DashScope task when the worker-side wait is killed (best effort, PENDING only)."""
+        if self._dashscope_task_id:
+            self._cancel_best_effort(self._dashscope_task_id)

@@ -1,0 +1,189 @@
+"""
+WanTaskTrigger: wait for a DashScope task on the triggerer, without a worker slot, until it ends.
+
+``run()`` only awaits: the connection is read asynchronously and every poll goes through the hook's shared
+``httpx.AsyncClient`` and polling budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow_provider_wan.events import ERROR, TIMEOUT, stop_event, task_event
+from airflow_provider_wan.exceptions import WanError
+from airflow_provider_wan.hooks.wan import WanHook
+from airflow_provider_wan.models import TaskStatus, WanTask
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+#: Ceiling on one cancel attempt from on_kill, so a slow DashScope cannot hold up the triggerer.
+CANCEL_TIMEOUT = 15.0
+#: Backoff ceiling between polls while DashScope keeps failing transiently.
+MAX_ERROR_BACKOFF = 120.0
+
+
+class WanTaskTrigger(BaseTrigger):
+    """
+    Poll a DashScope task until it is SUCCEEDED, FAILED, CANCELED or UNKNOWN, or the deadline passes.
+
+    Yields exactly one event (see :mod:`airflow_provider_wan.events`): ``success``, ``failed`` (with code and
+    message), ``canceled``, ``expired`` (UNKNOWN: older than 24 h or another region/account), ``timeout`` (the
+    deadline passed; the task was checked once more first) or ``error`` (a non-retryable error while polling).
+    Transient errors (429, 5xx, network, unreadable bodies) are logged and retried with backoff; they never end
+    the wait by themselves.
+
+    Serialized kwargs are a contract across versions: only plain values, never the API key.
+
+    :param dashscope_task_id: the DashScope task id to wait for.
+    :param dashscope_conn_id: the ``dashscope`` connection id (the key is read from it on the triggerer).
+    :param poll_interval: seconds between polls; each sleep is jittered by ±10 %.
+    :param deadline: wall-clock epoch seconds after which the wait ends with ``timeout``; None waits forever.
+    :param cancel_on_kill: cancel the DashScope task when a user clears or marks the deferred task
+        (Airflow 3.3+; only PENDING tasks can be canceled).
+    :param started_at: wall-clock epoch seconds when the task was submitted, for elapsed times in logs.
+    """
+
+    def __init__(
+        self,
+        dashscope_task_id: str,
+        dashscope_conn_id: str = WanHook.default_conn_name,
+        poll_interval: float = 15.0,
+        deadline: float | None = None,
+        cancel_on_kill: bool = True,
+        started_at: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.dashscope_task_id = dashscope_task_id
+        self.dashscope_conn_id = dashscope_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline) if deadline is not None else None
+        self.cancel_on_kill = cancel_on_kill
+        self.started_at = float(started_at) if started_at is not None else time.time()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and plain kwargs: ids, numbers and a wall-clock deadline. Never the key."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "dashscope_task_id": self.dashscope_task_id,
+                "dashscope_conn_id": self.dashscope_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "cancel_on_kill": self.cancel_on_kill,
+                "started_at": self.started_at,
+            },
+        )
+
+    def _hook(self) -> WanHook:
+        return WanHook(dashscope_conn_id=self.dashscope_conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the task ends or the deadline passes, then yield one event."""
+        hook = self._hook()
+        try:
+            async with hook.async_session():
+                event = await self._wait(hook)
+        except WanError as err:  # the connection itself is unusable (no key, bad base URL)
+            event = stop_event(ERROR, self.dashscope_task_id, f"{type(err).__name__}: {err}")
+        yield TriggerEvent(event)
+
+    async def _wait(self, hook: WanHook) -> dict[str, Any]:
+        # Spread the first polls of many triggers deferred at once.
+        await asyncio.sleep(random.uniform(0, min(self.poll_interval, 5.0) * 0.2))
+        last: TaskStatus | None = None
+        failures = 0
+        while True:
+            if self._past_deadline():
+                return await self._final_check(hook, last)
+            try:
+                task = await hook.aget_task(self.dashscope_task_id)
+            except WanError as err:
+                if not err.retryable:
+                    return self._error_event(err, last)
+                failures += 1
+                delay = min(MAX_ERROR_BACKOFF, self.poll_interval * 2 ** min(failures, 6))
+                self.log.warning(
+                    "Polling task %s failed (%s: %s); still waiting, next poll in %.0f s",
+                    self.dashscope_task_id, type(err).__name__, err, delay,
+                )
+                await self._sleep(delay)
+                continue
+            failures = 0
+            last = self._log_transition(last, task)
+            if task.task_status.is_terminal:
+                return task_event(task, elapsed=self._elapsed())
+            await self._sleep(self.poll_interval * random.uniform(0.9, 1.1))
+
+    async def _final_check(self, hook: WanHook, last: TaskStatus | None) -> dict[str, Any]:
+        """Past the deadline: look once more, so a task that just finished is not reported as timed out."""
+        try:
+            task = await hook.aget_task(self.dashscope_task_id)
+            last = self._log_transition(last, task)
+            if task.task_status.is_terminal:
+                return task_event(task, elapsed=self._elapsed())
+        except WanError as err:
+            self.log.warning("Final check of task %s failed: %s", self.dashscope_task_id, err)
+        return stop_event(
+            TIMEOUT,
+            self.dashscope_task_id,
+            f"task {self.dashscope_task_id} is still {last.value if last else 'unconfirmed'} at the deadline, "
+            f"{self._elapsed():.0f} s after submission",
+            task_status=last.value if last else None,
+            elapsed=self._elapsed(),
+        )
+
+    def _error_event(self, err: WanError, last: TaskStatus | None) -> dict[str, Any]:
+        return stop_event(
+            ERROR,
+            self.dashscope_task_id,
+            f"{type(err).__name__}: {err}",
+            task_status=last.value if last else None,
+            code=getattr(err, "code", None),
+            request_id=getattr(err, "request_id", None),
+            elapsed=self._elapsed(),
+        )
+
+    def _log_transition(self, last: TaskStatus | None, task: WanTask) -> TaskStatus:
+        if task.task_status is not last:
+            before = f"{last.value} → " if last else ""
+            self.log.info(
+                "Task %s: %s%s after %.0f s", self.dashscope_task_id, before, task.task_status.value, self._elapsed()
+            )
+        return task.task_status
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
+
+    async def _sleep(self, seconds: float) -> None:
+        if self.deadline is not None:
+            seconds = min(seconds, max(0.0, self.deadline - time.time()))
+        await asyncio.sleep(seconds)
+
+    def _elapsed(self) -> float:
+        return max(0.0, time.time() - self.started_at)
+
+    async def on_kill(self) -> None:
+        """
+        Cancel the DashScope task when a user clears or marks the deferred task (Airflow 3.3+).
+
+        Best effort and bounded in time; never raises. Not called on triggerer restarts (``cleanup`` is, and it
+        never cancels remote work).
+        """
+        if not self.cancel_on_kill:
+            return
+        hook = self._hook()
+        try:
+            settings = await hook.aget_settings()
+            if settings.protocol != "dashscope":
+                self.log.warning(
+                    "The %s protocol has no cancel route; task %s keeps running on the relay",
+                    settings.protocol, self.dashscope_task_id,
+                )
+                return
+            await asyncio.wait_for(hook.acancel_task(self.dashscope_task_id), CANCEL_TIMEOUT)
+            self.log.info("Canceled DashScope task %s", self.dashscope_task_id)
+        except Exception as err:  # best effort: RUNNING tasks cannot be canceled, DashScope may be slow
+            self.log.warning("Could not cancel DashScope task %s: %s", self.dashscope_task_id, err)
