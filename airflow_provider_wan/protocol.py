@@ -30,6 +30,8 @@ UNIFIED_PATH = "v2/videos/generations"
 #: DashScope's timestamps carry no zone; the service runs on China Standard Time.
 DASHSCOPE_TZ = timezone(timedelta(hours=8))
 _SNIPPET = 200
+#: Codes some relays put on successful answers.
+_OK_CODES = frozenset({"success", "ok", "0", "200"})
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,9 @@ def _ok_json(response: HttpResponse) -> dict[str, Any]:
         raise WanProtocolError(
             f"expected a JSON object, got {type(body).__name__}", status_code=response.status_code
         )
-    if body.get("code") and not isinstance(body.get("output"), dict) and "task_id" not in body:
+    code = str(body.get("code") or "").strip().lower()
+    has_payload = isinstance(body.get("output"), dict) or "task_id" in body or isinstance(body.get("data"), (dict, list))
+    if code and code not in _OK_CODES and not has_payload:
         # The v2 SDK's two-layer model: an HTTP 200 can still carry a top-level error code.
         raise error_from_response(HttpResponse(400, response.headers, response.content))
     return body
