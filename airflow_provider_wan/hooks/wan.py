@@ -388,7 +388,7 @@ class WanHook(BaseHook):
 
 
 def _validated(request: WanVideoRequest | Mapping[str, Any]) -> WanVideoRequest:
-    return request if isinstance(request, WanVideoRequest) else WanVideoRequest.model_validate(dict(request))
+    return request if isinstance(request, WanVideoRequest) else WanVideoRequest.build(**dict(request))
 
 
 def _result_or_raise(task: WanTask) -> WanTask:
