@@ -198,4 +198,9 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
         if row is None:
             return None
         value = row.value
-        return json.loads(value) if isinstance(value, str) else value
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value

@@ -108,6 +108,16 @@ class WanWaitMixin:
                 )
             time.sleep(self.poll_interval if deadline is None else min(self.poll_interval, max(0.0, deadline - time.time())))
 
+    def _check_once(self, dashscope_task_id: str) -> WanTask | None:
+        """Read the task before waiting; a transient failure here is left to the wait, not fatal to the try."""
+        try:
+            return self.hook.get_task(dashscope_task_id)
+        except WanError as err:
+            if not err.retryable:
+                raise
+            self.log.warning("Could not check task %s before waiting (%s); waiting anyway", dashscope_task_id, err)
+            return None
+
     def _finish(self, task: WanTask, what: str) -> dict[str, Any]:
         """Return the result of a SUCCEEDED task, raise the matching Airflow error otherwise."""
         error = task_error(task)
@@ -305,8 +315,8 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
                 return {**self._describe(request), **self._finish(reconnected, "Wan video generation")}
             if not self.wait_for_completion:
                 return {**self._describe(request), "task_id": task_id, "task_status": "PENDING"}
-            task = self.hook.get_task(task_id)  # check once: a fast task never needs the triggerer
-            if task.task_status.is_terminal:
+            task = self._check_once(task_id)  # a fast task never needs the triggerer
+            if task is not None and task.task_status.is_terminal:
                 return {**self._describe(request), **self._finish(task, "Wan video generation")}
             if self.deferrable:
                 self._defer_wait(task_id, deadline, started)

@@ -1,0 +1,60 @@
+"""DAGs the operator, sensor and trigger tests run with dag.test() against the simulator.
+
+Each test picks a scenario through the prompt (simulator markers such as ``[[sim: outcome=FAILED]]``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+
+from airflow.sdk import DAG, Param
+from airflow_provider_wan.operators.wan import WanTextToVideoOperator
+from airflow_provider_wan.sensors.wan import WanTaskSensor
+
+START = pendulum.datetime(2025, 1, 1, tz="UTC")
+PARAMS = {"prompt": Param("a lighthouse at dawn", type="string"), "duration": Param(5, type="integer")}
+
+
+def generate(task_id: str = "generate", **kwargs: object) -> WanTextToVideoOperator:
+    kwargs.setdefault("poll_interval", 0.2)
+    kwargs.setdefault("retry_delay", timedelta(seconds=0))
+    return WanTextToVideoOperator(
+        task_id=task_id, prompt="{{ params.prompt }}", duration="{{ params.duration }}", **kwargs  # type: ignore[arg-type]
+    )
+
+
+with DAG("wan_test_deferrable", schedule=None, start_date=START, params=PARAMS, catchup=False) as deferrable_dag:
+    generate(retries=2)
+
+with DAG("wan_test_sync", schedule=None, start_date=START, params=PARAMS, catchup=False) as sync_dag:
+    generate(deferrable=False, retries=2)
+
+with DAG("wan_test_timeout", schedule=None, start_date=START, params=PARAMS, catchup=False) as timeout_dag:
+    generate(timeout=1.5)
+
+with DAG("wan_test_reconnect", schedule=None, start_date=START, params=PARAMS, catchup=False) as reconnect_dag:
+    # A try that times out while DashScope is still RUNNING (a RUNNING task cannot be canceled) is retried.
+    generate(timeout=2.0, retries=1)
+
+with DAG("wan_test_sensor", schedule=None, start_date=START, params=PARAMS, catchup=False) as sensor_dag:
+    submit = generate("submit", wait_for_completion=False)
+    wait = WanTaskSensor(
+        task_id="wait",
+        dashscope_task_id="{{ ti.xcom_pull(task_ids='submit', key='task_id') }}",
+        poll_interval=0.2,
+        timeout=60,
+    )
+    submit >> wait
+
+with DAG("wan_test_sensor_poke", schedule=None, start_date=START, params=PARAMS, catchup=False) as sensor_poke_dag:
+    submit_poke = generate("submit", wait_for_completion=False)
+    wait_poke = WanTaskSensor(
+        task_id="wait",
+        dashscope_task_id="{{ ti.xcom_pull(task_ids='submit', key='task_id') }}",
+        deferrable=False,
+        poke_interval=0.2,
+        timeout=60,
+    )
+    submit_poke >> wait_poke

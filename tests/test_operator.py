@@ -1,0 +1,167 @@
+"""WanTextToVideoOperator and WanTaskSensor in real Airflow (dag.test runs the trigger inline) on the simulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from airflow_provider_wan._compat import AIRFLOW_V_3_3_PLUS
+from airflow_provider_wan.exceptions import WanRequestValidationError
+from airflow_provider_wan.operators.wan import WanTextToVideoOperator
+from tests.conftest import task_states, xcom
+
+PROMPT = "a lighthouse at dawn, waves breaking"
+
+
+def try_numbers(dag_run: Any, task_id: str) -> list[int]:
+    """Every try the task instance made (history plus the current one)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        current = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id).one()
+        past = session.query(TaskInstanceHistory).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id).all()
+        return sorted({h.try_number for h in past} | {current.try_number})
+
+
+def test_deferrable_success_returns_the_result_without_the_signed_url(simulator, run_dag):
+    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT + " [[sim: pending=0.3 running=0.6]]", "duration": 4})
+    assert task_states(dag_run) == {"generate": "success"}
+    result = xcom(dag_run, "generate")
+    task_id = xcom(dag_run, "generate", "task_id")
+    assert result["task_id"] == task_id and result["task_status"] == "SUCCEEDED"
+    assert (result["model"], result["duration"], result["billed_seconds"], result["size"]) == ("wan2.6-t2v", 4, 4, "1920*1080")
+    assert result["request"]["prompt"].startswith(PROMPT) and result["submit_time"] and result["end_time"]
+    assert "video_url" not in json.dumps(result) and "Signature" not in json.dumps(result)
+    counters = simulator.counters()
+    assert counters["tasks_created"] == 1 and counters["polls"] >= 3  # the trigger really polled
+
+
+def test_a_task_that_is_done_at_the_first_check_never_defers(simulator, run_dag):
+    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT + " [[sim: pending=0 running=0]]"})
+    assert task_states(dag_run) == {"generate": "success"}
+    assert simulator.counters()["polls"] == 1
+
+
+def test_sync_mode_waits_in_the_worker(simulator, run_dag):
+    dag_run = run_dag("wan_test_sync", {"prompt": PROMPT + " [[sim: pending=0.2 running=0.4]]"})
+    assert task_states(dag_run) == {"generate": "success"}
+    assert xcom(dag_run, "generate")["task_status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("dag_id", ["wan_test_deferrable", "wan_test_sync"])
+def test_content_moderation_fails_once_without_retry_and_one_task(simulator, run_dag, dag_id):
+    dag_run = run_dag(dag_id, {"prompt": PROMPT + " [[sim: outcome=FAILED code=DataInspectionFailed running=0.2]]"})
+    assert task_states(dag_run) == {"generate": "failed"}
+    assert try_numbers(dag_run, "generate") == [1]  # retries=2, none spent
+    assert simulator.counters()["tasks_created"] == 1
+
+
+def test_internal_algo_failure_is_retried_with_a_fresh_submit(simulator, run_dag):
+    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT + " [[sim: outcome=FAILED code=InternalError.Algo running=0.1]]"})
+    assert task_states(dag_run) == {"generate": "failed"}
+    assert try_numbers(dag_run, "generate") == [1, 2, 3]  # retryable: Airflow's retries apply
+    assert simulator.counters()["tasks_created"] == 3  # each try: the stored task FAILED, so a fresh submit
+
+
+def test_throttling_and_5xx_bursts_during_the_wait_still_succeed(simulator, run_dag):
+    simulator.add_fault("get", "error", status=429, code="Throttling.RateQuota", retry_after=0.1, count=4)
+    simulator.add_fault("get", "error", status=503, code="ModelUnavailable", count=4)
+    simulator.add_fault("get", "html", count=2)
+    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT + " [[sim: pending=0.3 running=0.5]]"})
+    assert task_states(dag_run) == {"generate": "success"}
+    assert try_numbers(dag_run, "generate") == [1]
+    assert simulator.counters()["tasks_created"] == 1
+
+
+def test_unknown_task_ends_as_expired_without_retry(simulator, run_dag):
+    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT + " [[sim: pending=5 task_ttl=0.5]]"})
+    assert task_states(dag_run) == {"generate": "failed"}
+    assert try_numbers(dag_run, "generate") == [1]
+
+
+def test_deadline_reached_is_a_timeout_and_cancels_the_pending_task(simulator, run_dag):
+    dag_run = run_dag("wan_test_timeout", {"prompt": PROMPT + " [[sim: pending=30]]"})
+    assert task_states(dag_run) == {"generate": "failed"}
+    counters = simulator.counters()
+    assert counters["tasks_created"] == 1 and counters["tasks_canceled"] == 1
+
+
+def test_sensor_waits_for_a_task_submitted_by_another_task(simulator, run_dag):
+    dag_run = run_dag("wan_test_sensor", {"prompt": PROMPT + " [[sim: pending=0.3 running=0.6]]"})
+    assert task_states(dag_run) == {"submit": "success", "wait": "success"}
+    submitted = xcom(dag_run, "submit")
+    assert submitted["task_status"] == "PENDING"
+    assert xcom(dag_run, "wait")["task_id"] == submitted["task_id"]
+    assert xcom(dag_run, "wait")["task_status"] == "SUCCEEDED"
+    assert simulator.counters()["tasks_created"] == 1
+
+
+def test_sensor_in_poke_mode(simulator, run_dag):
+    dag_run = run_dag("wan_test_sensor_poke", {"prompt": PROMPT + " [[sim: pending=0.2 running=0.3]]"})
+    assert task_states(dag_run) == {"submit": "success", "wait": "success"}
+    assert xcom(dag_run, "wait")["task_status"] == "SUCCEEDED"
+
+
+def test_sensor_fails_like_the_operator(simulator, run_dag):
+    dag_run = run_dag("wan_test_sensor", {"prompt": PROMPT + " [[sim: outcome=FAILED code=IPInfringementSuspect]]"})
+    assert task_states(dag_run) == {"submit": "success", "wait": "failed"}
+
+
+RECONNECT_PROMPT = PROMPT + " [[sim: pending=0.2 running=3]]"
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="task_state_store arrived in Airflow 3.3")
+def test_a_retry_reconnects_instead_of_submitting_again(simulator, run_dag):
+    # Try 1 times out after 2 s while the task is RUNNING (cannot be canceled); try 2 must wait for that task.
+    dag_run = run_dag("wan_test_reconnect", {"prompt": RECONNECT_PROMPT})
+    assert task_states(dag_run) == {"generate": "success"}
+    assert try_numbers(dag_run, "generate") == [1, 2]
+    counters = simulator.counters()
+    assert counters["submissions"] == 1 and counters["tasks_created"] == 1
+    assert xcom(dag_run, "generate")["task_status"] == "SUCCEEDED"
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="below 3.3 there is no task_state_store")
+def test_below_3_3_a_retry_resubmits_and_says_so(simulator, run_dag, capfd, monkeypatch):
+    monkeypatch.setattr("airflow_provider_wan.operators.wan._warned_no_state_store", False)  # said once per process
+    dag_run = run_dag("wan_test_reconnect", {"prompt": RECONNECT_PROMPT})
+    assert try_numbers(dag_run, "generate") == [1, 2]
+    assert simulator.counters()["tasks_created"] == 2
+    assert "has no task_state_store: a retry of this task submits" in "".join(capfd.readouterr())
+
+
+# --------------------------------------------------------------------------------------------- parse time
+
+
+def test_bad_untemplated_parameters_fail_when_the_dag_is_parsed():
+    with pytest.raises(WanRequestValidationError, match=r"size='832\*480' is not allowed for model 'wan2.6-t2v'"):
+        WanTextToVideoOperator(task_id="t", prompt="x", size="832*480")
+    with pytest.raises(WanRequestValidationError, match="duration=7 is not allowed for model 'wan2.5-t2v-preview'"):
+        WanTextToVideoOperator(task_id="t", prompt="{{ params.p }}", model="wan2.5-t2v-preview", duration=7)
+    with pytest.raises(WanRequestValidationError, match="seed=-3 is out of range"):
+        WanTextToVideoOperator(task_id="t", prompt="x", model="{{ params.model }}", seed=-3)
+    with pytest.raises(ValueError, match="poll_interval=0"):
+        WanTextToVideoOperator(task_id="t", prompt="x", poll_interval=0)
+
+
+def test_templated_parameters_are_checked_after_rendering(simulator, run_dag):
+    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT, "duration": 99})
+    assert task_states(dag_run) == {"generate": "failed"}
+    assert try_numbers(dag_run, "generate") == [1]  # invalid input is not retried
+    assert simulator.counters()["submissions"] == 0  # nothing was sent
+
+
+def test_timeout_accepts_seconds_and_timedeltas():
+    assert WanTextToVideoOperator(task_id="a", prompt="x", timeout=90).timeout == 90
+    assert WanTextToVideoOperator(task_id="b", prompt="x", timeout=timedelta(minutes=2)).timeout == 120
+    assert WanTextToVideoOperator(task_id="c", prompt="x", timeout=None).timeout is None
+
+
+def test_prompt_can_live_in_a_template_file(tmp_path):
+    op = WanTextToVideoOperator(task_id="t", prompt="prompts/scene.txt")
+    assert op.template_ext == (".txt", ".md", ".j2") and "prompt" in op.template_fields
