@@ -42,6 +42,9 @@ for folder in (TEST_DAGS, EXAMPLE_DAGS):
         for data_file in folder.glob("*.txt"):
             (_DAGS / data_file.name).symlink_to(data_file)
 
+#: The simulator's own fixtures (wan_simulator, wan_simulator_factory, ...), as a DAG author would use them.
+pytest_plugins = ["airflow_provider_wan.simulator.pytest_plugin"]
+
 TEST_API_KEY = "sk-test-0123456789abcdef"
 AWS_CONN_ID = "aws_default"
 

@@ -1,0 +1,274 @@
+"""Submit-body checks of the simulator, per model, as the real service applies them.
+
+Both wire flavours funnel into one ``SubmitRequest``; a refusal is an ``ApiError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_wan.models import NEGATIVE_PROMPT_MAX, SEED_MAX, SEED_MIN, ModelCapability, get_capability
+from airflow_provider_wan.simulator.scenario import Marker, MarkerError, parse_marker
+from airflow_provider_wan.simulator.wire import ApiError
+
+#: Limits used for models outside the capability table (``allow_unknown_models``).
+UNKNOWN_MODEL_PROMPT_MAX = 1500
+UNKNOWN_MODEL_DEFAULT_SIZE = "1920*1080"
+UNKNOWN_MODEL_DEFAULT_DURATION = 5
+_SIZE_RE = re.compile(r"^[1-9]\d{1,4}\*[1-9]\d{1,4}$")
+
+Names = Callable[[str], str]
+
+_NATIVE_WHERE = {"prompt": "input", "negative_prompt": "input", "audio_url": "input"}
+
+
+def native_name(field_name: str) -> str:
+    """
+    Where a field lives in a native body, e.g. ``input.prompt`` or ``parameters.size``.
+
+    :param field_name: the bare field name.
+    """
+    return f"{_NATIVE_WHERE.get(field_name, 'parameters')}.{field_name}"
+
+
+def unified_name(field_name: str) -> str:
+    """
+    Where a field lives in a unified (flat) body: the bare name.
+
+    :param field_name: the bare field name.
+    """
+    return field_name
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """
+    A validated text-to-video submission, with the model's defaults filled in.
+
+    :param model: the model name as sent.
+    :param capability: its capability row (None for an allowed unknown model).
+    :param prompt: the prompt, silently truncated to the model's limit (becomes ``orig_prompt``).
+    :param negative_prompt: the negative prompt, truncated to 500 characters.
+    :param size: the effective ``W*H``.
+    :param duration: the effective seconds.
+    :param prompt_extend: whether the prompt is rewritten (default on).
+    :param watermark: whether a watermark is added (default off).
+    :param seed: the seed, if given.
+    :param shot_type: ``single`` or ``multi``.
+    :param audio_url: the soundtrack URL, if given (not fetched).
+    :param marker: the parsed ``[[sim: ...]]`` marker, if the prompt has one.
+    :param body: the JSON body as received.
+    """
+
+    model: str
+    capability: ModelCapability | None
+    prompt: str
+    negative_prompt: str | None
+    size: str
+    duration: int
+    prompt_extend: bool
+    watermark: bool
+    seed: int | None
+    shot_type: str
+    audio_url: str | None
+    marker: Marker | None
+    body: dict[str, Any] = field(repr=False)
+
+    @property
+    def usage_shape(self) -> str:
+        """``v26`` or ``legacy``; unknown models get the newest shape."""
+        return self.capability.usage_shape if self.capability else "v26"
+
+    @property
+    def returns_actual_prompt(self) -> bool:
+        """Whether the model returns a rewritten ``actual_prompt``."""
+        return self.capability.returns_actual_prompt if self.capability else False
+
+
+def invalid(message: str) -> ApiError:
+    """
+    A 400 InvalidParameter refusal.
+
+    :param message: what is wrong, naming the field.
+    """
+    return ApiError(400, "InvalidParameter", message)
+
+
+def _model(value: Any, allow_unknown: bool) -> tuple[str, ModelCapability | None]:
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, "BadRequest.EmptyModel", 'Required parameter "model" missing from request.')
+    cap = get_capability(value)
+    if cap is None and not allow_unknown:
+        raise ApiError(404, "ModelNotFound", "Model can not be found.")
+    return value.strip(), cap
+
+
+def _prompt(value: Any, name: str, limit: int) -> str:
+    if value is None:
+        raise invalid(f"Field required: {name}")
+    if not isinstance(value, str):
+        raise invalid(f"The prompt must be a string: {name}")
+    if not value.strip():
+        raise invalid(f"The prompt must contain words: {name} is empty")
+    return value[:limit]
+
+
+def _optional_str(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise invalid(f"{name} must be a string")
+
+
+def _integer(value: Any) -> int | None:
+    """Coerce like the service's JSON binder: 5, 5.0 and "5" are 5; anything else is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    return None
+
+
+def _bool(value: Any, default: bool, name: str) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise invalid(f"The {name.rsplit('.', 1)[-1]} must be a boolean: {name}={value!r}")
+
+
+def _size(value: Any, cap: ModelCapability | None, model: str, name: str) -> str:
+    if value is None:
+        return cap.default_size if cap else UNKNOWN_MODEL_DEFAULT_SIZE
+    allowed = cap.sizes if cap else None
+    if isinstance(value, str) and _SIZE_RE.match(value) and (allowed is None or value in allowed):
+        return value
+    hint = ", ".join(allowed) if allowed else "width*height such as 1280*720"
+    raise invalid(f"The size is not match the allowed sizes of model {model}: {name}={value!r}; allowed: {hint}")
+
+
+def _duration(value: Any, cap: ModelCapability | None, model: str, name: str) -> int:
+    if value is None:
+        return cap.default_duration if cap else UNKNOWN_MODEL_DEFAULT_DURATION
+    seconds = _integer(value)
+    if seconds is not None and (seconds in cap.durations if cap else seconds > 0):
+        return seconds
+    hint = f"{cap.describe_durations()} seconds" if cap else "a positive integer of seconds"
+    raise invalid(
+        f"The duration is not match the allowed durations of model {model}: {name}={value!r}; allowed: {hint}"
+    )
+
+
+def _shot_type(value: Any, cap: ModelCapability | None, model: str, name: str) -> str:
+    if value is None:
+        return "single"
+    if value not in ("single", "multi"):
+        raise invalid(f"The shot_type is invalid: {name}={value!r}; allowed: single, multi")
+    if value == "multi" and cap is not None and not cap.multi_shot:
+        raise invalid(f"The shot_type is not supported by model {model}: {name}='multi'; multi-shot needs wan2.6")
+    return str(value)
+
+
+def _seed(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    seed = _integer(value)
+    if seed is None or not SEED_MIN <= seed <= SEED_MAX:
+        raise invalid(f"The seed is out of range: {name}={value!r}; allowed: an integer in [{SEED_MIN}, {SEED_MAX}]")
+    return seed
+
+
+def _marker(prompt: str, name: str) -> Marker | None:
+    try:
+        return parse_marker(prompt)
+    except MarkerError as err:
+        raise invalid(f"The [[sim: ...]] marker in {name} is invalid: {err}") from None
+
+
+def build_request(
+    model_value: Any,
+    inputs: dict[str, Any],
+    params: dict[str, Any],
+    body: dict[str, Any],
+    names: Names,
+    allow_unknown: bool,
+) -> SubmitRequest:
+    """
+    Validate one submission against its model and fill in the model's defaults.
+
+    :param model_value: the ``model`` as sent.
+    :param inputs: the input fields (``prompt``, ``negative_prompt``, ``audio_url``; others are ignored).
+    :param params: the parameters (``size``, ``duration``, ``prompt_extend``, ``watermark``, ``seed``,
+        ``shot_type``; others are ignored).
+    :param body: the whole body, kept for the debug view.
+    :param names: how fields are named in messages for this wire flavour.
+    :param allow_unknown: accept models outside the capability table.
+    :raises ApiError: the refusal the service would answer.
+    """
+    model, cap = _model(model_value, allow_unknown)
+    raw_prompt = inputs.get("prompt")
+    prompt = _prompt(raw_prompt, names("prompt"), cap.prompt_max if cap else UNKNOWN_MODEL_PROMPT_MAX)
+    negative = _optional_str(inputs.get("negative_prompt"), names("negative_prompt"))
+    return SubmitRequest(
+        model=model,
+        capability=cap,
+        prompt=prompt,
+        negative_prompt=negative[:NEGATIVE_PROMPT_MAX] if negative else negative,
+        size=_size(params.get("size"), cap, model, names("size")),
+        duration=_duration(params.get("duration"), cap, model, names("duration")),
+        prompt_extend=_bool(params.get("prompt_extend"), True, names("prompt_extend")),
+        watermark=_bool(params.get("watermark"), False, names("watermark")),
+        seed=_seed(params.get("seed"), names("seed")),
+        shot_type=_shot_type(params.get("shot_type"), cap, model, names("shot_type")),
+        audio_url=_optional_str(inputs.get("audio_url"), names("audio_url")),
+        marker=_marker(str(raw_prompt), names("prompt")),
+        body=body,
+    )
+
+
+def parse_native(body: Any, allow_unknown: bool) -> SubmitRequest:
+    """
+    Validate a native ``{"model", "input", "parameters"}`` body.
+
+    :param body: the decoded JSON.
+    :param allow_unknown: accept models outside the capability table.
+    :raises ApiError: the refusal the service would answer.
+    """
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.")
+    _model(body.get("model"), allow_unknown)
+    inputs = body.get("input")
+    if not isinstance(inputs, dict):
+        raise ApiError(400, "BadRequest.EmptyInput", "Required input parameter missing from request.")
+    params = body.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise invalid("parameters must be a JSON object")
+    return build_request(body.get("model"), inputs, params or {}, body, native_name, allow_unknown)
+
+
+_UNIFIED_INPUTS = ("prompt", "negative_prompt", "audio_url")
+
+
+def parse_unified(body: Any, allow_unknown: bool) -> SubmitRequest:
+    """
+    Validate a unified flat body (``prompt``, ``model``, ``size``, ``duration``, ...).
+
+    :param body: the decoded JSON.
+    :param allow_unknown: accept models outside the capability table.
+    :raises ApiError: the refusal the relay would answer.
+    """
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.")
+    if body.get("images") or body.get("videos"):
+        raise invalid("images/videos were given: only text-to-video is simulated")
+    inputs = {key: body.get(key) for key in _UNIFIED_INPUTS}
+    params = {key: value for key, value in body.items() if key not in _UNIFIED_INPUTS and key != "model"}
+    return build_request(body.get("model"), inputs, params, body, unified_name, allow_unknown)
