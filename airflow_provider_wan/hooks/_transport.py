@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+import httpcore  # noqa: F401  imported here, not lazily by the first client inside the triggerer's event loop
 import httpx
 
 from airflow_provider_wan.exceptions import (
@@ -23,6 +24,10 @@ from airflow_provider_wan.exceptions import (
     WanTransportError,
 )
 from airflow_provider_wan.protocol import HttpRequest
+
+#: One TLS context for every client of the process: loading the CA bundle blocks for tens of milliseconds, so it
+#: happens once at import, never inside an event loop.
+TLS_CONTEXT = httpx.create_ssl_context()
 
 #: Network failures where the request never reached the server: always safe to repeat.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)

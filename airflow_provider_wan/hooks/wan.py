@@ -23,7 +23,7 @@ from airflow_provider_wan import __version__
 from airflow_provider_wan._compat import AirflowNotFoundException
 from airflow_provider_wan.events import task_error
 from airflow_provider_wan.exceptions import WanError, WanTimeoutError
-from airflow_provider_wan.hooks._transport import RetryPolicy, SharedAsyncClient, transport_error
+from airflow_provider_wan.hooks._transport import TLS_CONTEXT, RetryPolicy, SharedAsyncClient, transport_error
 from airflow_provider_wan.models import TaskStatus, WanTask, WanVideoRequest
 from airflow_provider_wan.protocol import (
     HttpRequest,
@@ -186,6 +186,7 @@ class WanHook(BaseHook):
             "headers": headers,
             "timeout": httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             "follow_redirects": False,
+            "verify": TLS_CONTEXT,
         }
 
     # ----------------------------------------------------------------------------------------- sync

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow_provider_wan._compat import AirflowNotFoundException
 from airflow_provider_wan.events import ERROR, TIMEOUT, stop_event, task_event
 from airflow_provider_wan.exceptions import WanError
 from airflow_provider_wan.hooks.wan import WanHook
@@ -82,17 +83,17 @@ class WanTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task ends or the deadline passes, then yield one event."""
+        # Spread triggers deferred at once (a mapped task of hundreds of videos) before any work at all.
+        await asyncio.sleep(random.uniform(0, min(self.poll_interval, 5.0) * 0.2))
         hook = self._hook()
         try:
             async with hook.async_session():
                 event = await self._wait(hook)
-        except WanError as err:  # the connection itself is unusable (no key, bad base URL)
+        except (WanError, AirflowNotFoundException) as err:  # the connection is missing or unusable
             event = stop_event(ERROR, self.dashscope_task_id, f"{type(err).__name__}: {err}")
         yield TriggerEvent(event)
 
     async def _wait(self, hook: WanHook) -> dict[str, Any]:
-        # Spread the first polls of many triggers deferred at once.
-        await asyncio.sleep(random.uniform(0, min(self.poll_interval, 5.0) * 0.2))
         last: TaskStatus | None = None
         failures = 0
         while True:
