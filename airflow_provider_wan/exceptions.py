@@ -19,8 +19,18 @@ Catch the class that matches what you want to handle::
     │   ├── WanServerError          retryable InternalError*, SystemError, ModelUnavailable, 5xx
     │   └── WanProtocolError        retryable an answer that cannot be read (not JSON, wrong shape)
     ├── WanTaskExpiredError                   the task is UNKNOWN (older than 24 h, or another region/account)
+    │   └── WanVideoExpiredError              the signed video link answered 403: it expired after 24 h
     ├── WanTaskCanceledError                  the task was canceled
-    └── WanTimeoutError             retryable the wait ran past its deadline (the task may still finish)
+    ├── WanTimeoutError             retryable the wait ran past its deadline (the task may still finish)
+    └── WanTransferError                      the video could not be saved to S3 (WanVideoToS3Operator)
+        ├── WanVideoNotReadyError   retryable the task has not SUCCEEDED yet (PENDING, RUNNING)
+        ├── WanVideoUnavailableError          the task ended without a video (FAILED, CANCELED) or the link 404s
+        ├── WanVideoURLRefusedError           the link or a redirect is not https or not an allowed host
+        ├── WanVideoDownloadError   retryable the download failed or was cut short (fewer bytes than announced)
+        ├── WanVideoContentError              the body is not an MP4 (an error page); nothing was uploaded
+        ├── WanVideoTooLargeError             the video is larger than ``max_bytes``
+        ├── WanS3UploadError        retryable S3 failed the upload or a checksum mismatched (upload aborted)
+        └── WanS3KeyExistsError               another object is at the key and ``replace`` is off
 
 A task that ends FAILED (HTTP 200 with ``output.code``) raises the same :class:`WanAPIError` subclass its code maps
 to, with ``task_id`` set. ``retryable`` says whether the same call (or, for a FAILED task, a new submission) can
@@ -291,3 +301,69 @@ def advice_for(error: BaseException) -> str | None:
         if cls in ADVICE:
             return ADVICE[cls]
     return None
+
+
+# ----------------------------------------------------------------------------------------- transfer to S3
+
+
+class WanTransferError(WanError):
+    """Base of the errors of :class:`~airflow_provider_wan.transfers.wan_to_s3.WanVideoToS3Operator`."""
+
+
+class WanVideoNotReadyError(WanTransferError):
+    """The task has not SUCCEEDED yet (PENDING, RUNNING, SUSPENDED): there is no video to transfer so far."""
+
+    retryable = True
+
+
+class WanVideoUnavailableError(WanTransferError):
+    """The task ended without a video (FAILED, CANCELED) or its link answered a permanent error (404)."""
+
+
+class WanVideoURLRefusedError(WanTransferError):
+    """The video link or a redirect is not https, or its host is not allowed; nothing was requested from it."""
+
+
+class WanVideoDownloadError(WanTransferError):
+    """The download failed or was cut short (connection lost, fewer bytes than Content-Length, HTTP 5xx)."""
+
+    retryable = True
+
+
+class WanVideoContentError(WanTransferError):
+    """The link served something that is not an MP4 (an error page, XML, JSON); nothing was uploaded."""
+
+
+class WanVideoTooLargeError(WanTransferError):
+    """The video is larger than the transfer's ``max_bytes`` guard."""
+
+
+class WanS3UploadError(WanTransferError):
+    """S3 refused or failed the upload (or a checksum did not match); the multipart upload was aborted."""
+
+    retryable = True
+
+
+class WanS3KeyExistsError(WanTransferError):
+    """A different object already exists at the destination key and ``replace`` is off; it was left untouched."""
+
+
+class WanVideoExpiredError(WanTaskExpiredError):
+    """The signed video link answered 403: it expired (links live 24 hours); the video must be generated again."""
+
+
+ADVICE.update(
+    {
+        WanVideoNotReadyError: "wait for the task to finish (WanTextToVideoOperator or WanTaskSensor) before the "
+        "transfer; a retry later can succeed",
+        WanVideoUnavailableError: "the task produced no video; generate it again if it is still needed",
+        WanVideoURLRefusedError: "use the https link DashScope returned, or add its host to `allowed_hosts` or the "
+        "connection's `download_hosts` extra",
+        WanVideoDownloadError: "the network or the video host failed; a retry downloads it again",
+        WanVideoContentError: "the link served an error page instead of the video; check the link or proxy",
+        WanVideoTooLargeError: "raise `max_bytes` if this size is expected",
+        WanS3UploadError: "check the bucket, the AWS connection's permissions and S3's health; a retry starts over",
+        WanS3KeyExistsError: "pass replace=True to overwrite it, or choose another `s3_key`",
+        WanVideoExpiredError: "the video link expired (links live 24 hours); generate the video again",
+    }
+)

@@ -1,8 +1,7 @@
-"""End-to-end DAGs for WanVideoToS3Operator: submit, wait, transfer to S3 (the simulator and moto in the tests).
+"""End-to-end DAG for WanVideoToS3Operator: submit, wait, transfer to S3 (the simulator and moto in the tests).
 
-``wan_test_transfer`` submits and waits with the hook inside ``@task`` functions; ``wan_test_transfer_generate``
-uses WanTextToVideoOperator and hands its result (``generate.output``) to the transfer. The bucket comes from
-``dag_run.conf["bucket"]``.
+The DashScope task is submitted and awaited with the hook inside ``@task`` functions; the transfer takes the task
+id from the ``wait`` task's XCom. The bucket comes from ``dag_run.conf["bucket"]``.
 """
 
 from __future__ import annotations
@@ -42,24 +41,4 @@ with DAG(
         dashscope_task_id=wait(submit("{{ params.prompt }}")),
         s3_bucket="{{ dag_run.conf['bucket'] }}",
         s3_key="videos/{{ ds or dag_run.run_after | ds }}/",
-    )
-
-
-with DAG(
-    dag_id="wan_test_transfer_generate",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
-    tags=["wan", "test"],
-) as generate_dag:
-    from airflow_provider_wan.operators.wan import WanTextToVideoOperator
-
-    generate = WanTextToVideoOperator(
-        task_id="generate", prompt=PROMPT, model="wan2.6-t2v", seed=11, poll_interval=0.2
-    )
-    WanVideoToS3Operator(
-        task_id="transfer",
-        generation=generate.output,
-        s3_bucket="{{ dag_run.conf['bucket'] }}",
-        asset_alias="wan_test_videos",
     )
