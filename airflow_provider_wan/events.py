@@ -45,8 +45,9 @@ def task_event(task: WanTask, **extra: Any) -> dict[str, Any]:
     return {"status": _BY_TASK_STATUS[task.task_status], **task.to_result(), **extra}
 
 
-def stop_event(status: str, task_id: str, message: str, *, task_status: str | None = None, code: str | None = None,
-               **extra: Any) -> dict[str, Any]:
+def stop_event(
+    status: str, task_id: str, message: str, *, task_status: str | None = None, code: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """
     The event for a wait that ended without a terminal task (``timeout`` or ``error``).
 
@@ -57,8 +58,7 @@ def stop_event(status: str, task_id: str, message: str, *, task_status: str | No
     :param code: an error code, if any.
     :param extra: more plain fields.
     """
-    return {"status": status, "task_id": task_id, "task_status": task_status, "code": code, "message": message,
-            **extra}
+    return {"status": status, "task_id": task_id, "task_status": task_status, "code": code, "message": message, **extra}
 
 
 def validate_event(event: Any) -> dict[str, Any]:
@@ -95,12 +95,16 @@ def event_error(event: dict[str, Any]) -> WanError | None:
         cls = error_class_for(code, None)
         return cls(f"Task failed: {message}", code=code, request_id=request_id, task_id=task_id)
     if status == CANCELED:
-        return WanTaskCanceledError("Task was canceled before it produced a video", code="Canceled",
-                                    request_id=request_id, task_id=task_id)
+        return WanTaskCanceledError(
+            "Task was canceled before it produced a video", code="Canceled", request_id=request_id, task_id=task_id
+        )
     if status == EXPIRED:
         return WanTaskExpiredError(
             "Task is UNKNOWN to DashScope: it expired (task ids and video links live 24 hours) or belongs to "
-            "another region or account", code="UNKNOWN", request_id=request_id, task_id=task_id,
+            "another region or account",
+            code="UNKNOWN",
+            request_id=request_id,
+            task_id=task_id,
         )
     if status == TIMEOUT:
         return WanTimeoutError(message, task_id=task_id)

@@ -118,7 +118,10 @@ class WanAPIError(WanError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keep keyword-only fields across pickling (Airflow ships exceptions between processes).
-        return (_rebuild_api_error, (type(self), self.message, self.code, self.request_id, self.status_code, self.task_id))
+        return (
+            _rebuild_api_error,
+            (type(self), self.message, self.code, self.request_id, self.status_code, self.task_id),
+        )
 
 
 def _rebuild_api_error(

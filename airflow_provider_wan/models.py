@@ -194,9 +194,7 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
     ),
 )
 
-_BY_NAME: dict[str, ModelCapability] = {
-    name: cap for cap in CAPABILITIES for name in (cap.name, *cap.aliases)
-}
+_BY_NAME: dict[str, ModelCapability] = {name: cap for cap in CAPABILITIES for name in (cap.name, *cap.aliases)}
 KNOWN_MODELS: tuple[str, ...] = tuple(_BY_NAME)
 DEFAULT_MODEL = "wan2.6-t2v"
 
@@ -232,9 +230,7 @@ def _size_from_tier(resolution: str, aspect_ratio: str) -> str:
     ratio = aspect_ratio.strip().replace("/", ":")
     sizes = SIZE_TIERS[tier]
     if ratio not in sizes:
-        raise ValueError(
-            f"aspect_ratio={aspect_ratio!r} is not available at {tier}; allowed: {', '.join(sizes)}"
-        )
+        raise ValueError(f"aspect_ratio={aspect_ratio!r} is not available at {tier}; allowed: {', '.join(sizes)}")
     return sizes[ratio]
 
 

@@ -189,7 +189,7 @@ def error_from_response(response: HttpResponse) -> WanAPIError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    nested = body.get("error") if isinstance(body.get("error"), dict) else {}
+    nested: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
     code = _text(body.get("code")) or _text(nested.get("code")) or _text(nested.get("type"))
     message = (
         _text(body.get("message"))
@@ -218,11 +218,11 @@ def _ok_json(response: HttpResponse) -> dict[str, Any]:
         raise error_from_response(response)
     body = read_json(response)
     if not isinstance(body, dict):
-        raise WanProtocolError(
-            f"expected a JSON object, got {type(body).__name__}", status_code=response.status_code
-        )
+        raise WanProtocolError(f"expected a JSON object, got {type(body).__name__}", status_code=response.status_code)
     code = str(body.get("code") or "").strip().lower()
-    has_payload = isinstance(body.get("output"), dict) or "task_id" in body or isinstance(body.get("data"), (dict, list))
+    has_payload = (
+        isinstance(body.get("output"), dict) or "task_id" in body or isinstance(body.get("data"), (dict, list))
+    )
     if code and code not in _OK_CODES and not has_payload:
         # The v2 SDK's two-layer model: an HTTP 200 can still carry a top-level error code.
         raise error_from_response(HttpResponse(400, response.headers, response.content))
@@ -426,7 +426,7 @@ class UnifiedProtocol(WanProtocol):
     def parse_submit(self, response: HttpResponse) -> SubmitResult:
         """Read ``{"task_id": ...}`` (also tolerating ``{"data": {"task_id"}}`` and ``{"id"}``)."""
         body = _ok_json(response)
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
         task_id = _text(body.get("task_id")) or _text(data.get("task_id")) or _text(body.get("id"))
         if not task_id:
             raise WanProtocolError(f"submit answer has no task_id: {_snippet(body)}", status_code=response.status_code)

@@ -68,9 +68,7 @@ def airflow_db() -> Iterator[Path]:
 
 def dashscope_conn(base_url: str, api_key: str = TEST_API_KEY, **extra: Any) -> str:
     """The JSON form of a ``dashscope`` connection pointing at ``base_url``."""
-    return json.dumps(
-        {"conn_type": "dashscope", "password": api_key, "extra": {"base_url": base_url, **extra}}
-    )
+    return json.dumps({"conn_type": "dashscope", "password": api_key, "extra": {"base_url": base_url, **extra}})
 
 
 @pytest.fixture(scope="session")
@@ -177,9 +175,7 @@ def task_states(dag_run: Any) -> dict[str, str]:
             .filter(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
             .all()
         )
-        return {
-            (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state) for ti in tis
-        }
+        return {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state) for ti in tis}
 
 
 def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:

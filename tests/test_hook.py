@@ -291,7 +291,13 @@ def conn_env(name: str, value: str) -> dict[str, str]:
 def test_connection_json_form(simulator, monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_WAN_JSON",
-        json.dumps({"conn_type": "dashscope", "password": "sk-json", "extra": {"base_url": simulator.base_url, "workspace": "w1"}}),
+        json.dumps(
+            {
+                "conn_type": "dashscope",
+                "password": "sk-json",
+                "extra": {"base_url": simulator.base_url, "workspace": "w1"},
+            }
+        ),
     )
     settings = WanHook("wan_json").get_settings()
     assert (settings.base_url, settings.workspace, settings.api_key) == (simulator.base_url, "w1", "sk-json")
@@ -306,17 +312,34 @@ def test_connection_uri_form_with_host_port_and_path(simulator, monkeypatch):
     assert hook.submit({"prompt": PROMPT})
 
 
-@pytest.mark.parametrize(("region", "url"), [(None, REGIONS["singapore"]), ("beijing", REGIONS["beijing"]), ("cn-beijing", REGIONS["beijing"]), ("virginia", REGIONS["virginia"])])
+@pytest.mark.parametrize(
+    ("region", "url"),
+    [
+        (None, REGIONS["singapore"]),
+        ("beijing", REGIONS["beijing"]),
+        ("cn-beijing", REGIONS["beijing"]),
+        ("virginia", REGIONS["virginia"]),
+    ],
+)
 def test_regions(monkeypatch, region, url):
     extra = {"region": region} if region else {}
-    monkeypatch.setenv("AIRFLOW_CONN_WAN_REGION", json.dumps({"conn_type": "dashscope", "password": "sk", "extra": extra}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAN_REGION", json.dumps({"conn_type": "dashscope", "password": "sk", "extra": extra})
+    )
     assert WanHook("wan_region").get_settings().base_url == url
 
 
 def test_gateway_base_url_wins_over_region(monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_WAN_GW",
-        json.dumps({"conn_type": "dashscope", "password": "sk", "host": "https://gw.example.com/qwen/api/v1", "extra": {"region": "beijing"}}),
+        json.dumps(
+            {
+                "conn_type": "dashscope",
+                "password": "sk",
+                "host": "https://gw.example.com/qwen/api/v1",
+                "extra": {"region": "beijing"},
+            }
+        ),
     )
     settings = WanHook("wan_gw").get_settings()
     assert settings.base_url == "https://gw.example.com/qwen/api/v1" and settings.region is None
@@ -328,7 +351,10 @@ def test_bad_connections_say_what_is_wrong(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_WAN_NOKEY", json.dumps({"conn_type": "dashscope"}))
     with pytest.raises(WanConfigurationError, match="has no API key"):
         WanHook("wan_nokey").get_settings()
-    monkeypatch.setenv("AIRFLOW_CONN_WAN_BADREGION", json.dumps({"conn_type": "dashscope", "password": "k", "extra": {"region": "mars"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAN_BADREGION",
+        json.dumps({"conn_type": "dashscope", "password": "k", "extra": {"region": "mars"}}),
+    )
     with pytest.raises(WanConfigurationError, match="region='mars' is unknown; allowed: singapore, beijing, virginia"):
         WanHook("wan_badregion").get_settings()
 
@@ -362,13 +388,20 @@ def test_key_never_appears_in_reprs_or_errors(simulator):
 
 def test_connection_from_a_secrets_backend(tmp_path, simulator):
     conns = tmp_path / "connections.json"
-    conns.write_text(json.dumps({"wan_vault": {"conn_type": "dashscope", "password": "sk-vault", "extra": {"base_url": simulator.base_url}}}))
+    conns.write_text(
+        json.dumps(
+            {"wan_vault": {"conn_type": "dashscope", "password": "sk-vault", "extra": {"base_url": simulator.base_url}}}
+        )
+    )
     env = {
         **os.environ,
         "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
         "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"connections_file_path": str(conns)}),
     }
-    code = "from airflow_provider_wan.hooks.wan import WanHook; h = WanHook('wan_vault'); print(h.get_settings().base_url); print(h.submit({'prompt': 'vault'}))"
+    code = (
+        "from airflow_provider_wan.hooks.wan import WanHook; h = WanHook('wan_vault'); "
+        "print(h.get_settings().base_url); print(h.submit({'prompt': 'vault'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert simulator.base_url in out.stdout
@@ -376,11 +409,16 @@ def test_connection_from_a_secrets_backend(tmp_path, simulator):
 
 
 def test_provider_is_registered_with_airflow():
-    out = subprocess.run([sys.executable, "-m", "airflow", "providers", "list"], capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list"], capture_output=True, text=True, timeout=180
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "airflow-provider-wan" in out.stdout
     info = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "hooks", "--output", "json"], capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "airflow", "providers", "hooks", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert "dashscope" in info.stdout and "airflow_provider_wan.hooks.wan.WanHook" in info.stdout
 

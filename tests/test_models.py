@@ -48,7 +48,9 @@ def test_every_duration_is_accepted_exactly_when_the_model_allows_it(cap, durati
 @pytest.mark.parametrize("cap", CAPABILITIES, ids=lambda c: c.name)
 def test_prompt_limit_per_model_refuses_by_default_and_truncates_on_request(cap):
     assert build(model=cap.name, prompt="x" * cap.prompt_max).prompt == "x" * cap.prompt_max
-    with pytest.raises(WanRequestValidationError, match=rf"prompt is {cap.prompt_max + 1} characters.*{cap.prompt_max}"):
+    with pytest.raises(
+        WanRequestValidationError, match=rf"prompt is {cap.prompt_max + 1} characters.*{cap.prompt_max}"
+    ):
         build(model=cap.name, prompt="x" * (cap.prompt_max + 1))
     assert len(build(model=cap.name, prompt="x" * 5000, truncate_prompt=True).prompt) == cap.prompt_max
 
@@ -84,20 +86,30 @@ def test_default_size_and_duration_are_allowed_by_their_own_model(cap):
     assert request.effective_duration == cap.default_duration in cap.durations
 
 
-@pytest.mark.parametrize(("alias", "canonical"), [("wan2.1-t2v-turbo", "wanx2.1-t2v-turbo"), ("wan2.1-t2v-plus", "wanx2.1-t2v-plus")])
+@pytest.mark.parametrize(
+    ("alias", "canonical"), [("wan2.1-t2v-turbo", "wanx2.1-t2v-turbo"), ("wan2.1-t2v-plus", "wanx2.1-t2v-plus")]
+)
 def test_seed_000_spellings_are_accepted(alias, canonical):
     assert get_capability(alias) is get_capability(canonical)
     assert build(model=alias, size="1280*720").model == alias  # sent as the user wrote it
 
 
-@pytest.mark.parametrize(("typed", "expected"), [("1280x720", "1280*720"), ("1280×720", "1280*720"), (" 1280 * 720 ", "1280*720"), ("960X960", "960*960")])
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("1280x720", "1280*720"), ("1280×720", "1280*720"), (" 1280 * 720 ", "1280*720"), ("960X960", "960*960")],
+)
 def test_friendly_sizes_are_normalised(typed, expected):
     assert build(size=typed).size == expected
 
 
 @pytest.mark.parametrize(
     ("resolution", "ratio", "expected"),
-    [("720P", "16:9", "1280*720"), ("720p", "9:16", "720*1280"), ("1080P", "1:1", "1440*1440"), ("1080P", "4:3", "1632*1248")],
+    [
+        ("720P", "16:9", "1280*720"),
+        ("720p", "9:16", "720*1280"),
+        ("1080P", "1:1", "1440*1440"),
+        ("1080P", "4:3", "1632*1248"),
+    ],
 )
 def test_resolution_and_aspect_ratio_become_a_size(resolution, ratio, expected):
     assert build(resolution=resolution, aspect_ratio=ratio).size == expected
@@ -122,7 +134,9 @@ def test_resolution_errors_name_what_is_allowed():
 
 @pytest.mark.parametrize("seed", [-1, 2_147_483_648, 10**12])
 def test_seed_out_of_range(seed):
-    with pytest.raises(WanRequestValidationError, match=rf"seed={seed} is out of range; allowed: an integer in \[0, 2147483647\]"):
+    with pytest.raises(
+        WanRequestValidationError, match=rf"seed={seed} is out of range; allowed: an integer in \[0, 2147483647\]"
+    ):
         build(seed=seed)
 
 
@@ -147,7 +161,11 @@ def test_bad_audio_url(url, message):
 
 @pytest.mark.parametrize(
     "url",
-    ["https://bucket.s3.amazonaws.com/a/b.MP3?X-Amz-Signature=abc&X-Amz-Expires=3600", "oss://dashscope-instant/x/a.wav", "http://example.com/a.wav"],
+    [
+        "https://bucket.s3.amazonaws.com/a/b.MP3?X-Amz-Signature=abc&X-Amz-Expires=3600",
+        "oss://dashscope-instant/x/a.wav",
+        "http://example.com/a.wav",
+    ],
 )
 def test_good_audio_url_including_presigned_s3(url):
     assert build(audio_url=url).audio_url == url
@@ -217,7 +235,18 @@ def test_size_tiers_table_is_consistent():
 @pytest.mark.parametrize(
     ("usage", "billed", "size"),
     [
-        ({"duration": 10.0, "size": "1280*720", "input_video_duration": 0, "output_video_duration": 10, "video_count": 1, "SR": "720"}, 10, "1280*720"),
+        (
+            {
+                "duration": 10.0,
+                "size": "1280*720",
+                "input_video_duration": 0,
+                "output_video_duration": 10,
+                "video_count": 1,
+                "SR": "720",
+            },
+            10,
+            "1280*720",
+        ),
         ({"video_count": 1, "video_duration": 5, "video_ratio": "832*480"}, 5, "832*480"),
     ],
     ids=["wan2.6", "wan2.5-and-older"],
@@ -234,4 +263,9 @@ def test_task_result_never_contains_the_signed_url():
 
 
 def test_terminal_statuses():
-    assert {s for s in TaskStatus if s.is_terminal} == {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.UNKNOWN}
+    assert {s for s in TaskStatus if s.is_terminal} == {
+        TaskStatus.SUCCEEDED,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELED,
+        TaskStatus.UNKNOWN,
+    }

@@ -23,8 +23,14 @@ def try_numbers(dag_run: Any, task_id: str) -> list[int]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        current = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id).one()
-        past = session.query(TaskInstanceHistory).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id).all()
+        current = (
+            session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id).one()
+        )
+        past = (
+            session.query(TaskInstanceHistory)
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id)
+            .all()
+        )
         return sorted({h.try_number for h in past} | {current.try_number})
 
 
@@ -34,7 +40,12 @@ def test_deferrable_success_returns_the_result_without_the_signed_url(simulator,
     result = xcom(dag_run, "generate")
     task_id = xcom(dag_run, "generate", "task_id")
     assert result["task_id"] == task_id and result["task_status"] == "SUCCEEDED"
-    assert (result["model"], result["duration"], result["billed_seconds"], result["size"]) == ("wan2.6-t2v", 4, 4, "1920*1080")
+    assert (result["model"], result["duration"], result["billed_seconds"], result["size"]) == (
+        "wan2.6-t2v",
+        4,
+        4,
+        "1920*1080",
+    )
     assert result["request"]["prompt"].startswith(PROMPT) and result["submit_time"] and result["end_time"]
     assert "video_url" not in json.dumps(result) and "Signature" not in json.dumps(result)
     counters = simulator.counters()
@@ -62,7 +73,9 @@ def test_content_moderation_fails_once_without_retry_and_one_task(simulator, run
 
 
 def test_internal_algo_failure_is_retried_with_a_fresh_submit(simulator, run_dag):
-    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT + " [[sim: outcome=FAILED code=InternalError.Algo running=0.1]]"})
+    dag_run = run_dag(
+        "wan_test_deferrable", {"prompt": PROMPT + " [[sim: outcome=FAILED code=InternalError.Algo running=0.1]]"}
+    )
     assert task_states(dag_run) == {"generate": "failed"}
     assert try_numbers(dag_run, "generate") == [1, 2, 3]  # retryable: Airflow's retries apply
     assert simulator.counters()["tasks_created"] == 3  # each try: the stored task FAILED, so a fresh submit
@@ -141,7 +154,7 @@ def test_below_3_3_a_retry_resubmits_and_says_so(simulator, run_dag, capfd, monk
 def test_bad_untemplated_parameters_fail_when_the_dag_is_parsed():
     with pytest.raises(WanRequestValidationError, match=r"size='832\*480' is not allowed for model 'wan2.6-t2v'"):
         WanTextToVideoOperator(task_id="t", prompt="x", size="832*480")
-    with pytest.raises(WanRequestValidationError, match="duration=7 is not allowed for model 'wan2.5-t2v-preview'"):
+    with pytest.raises(WanRequestValidationError, match=r"duration=7 is not allowed for model 'wan2\.5-t2v-preview'"):
         WanTextToVideoOperator(task_id="t", prompt="{{ params.p }}", model="wan2.5-t2v-preview", duration=7)
     with pytest.raises(WanRequestValidationError, match="seed=-3 is out of range"):
         WanTextToVideoOperator(task_id="t", prompt="x", model="{{ params.model }}", seed=-3)

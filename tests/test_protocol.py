@@ -41,16 +41,30 @@ def answer(body: Any, status: int = 200, **headers: str) -> HttpResponse:
 
 def test_native_submit_body_and_headers():
     request = WanVideoRequest.build(
-        prompt="侦探", negative_prompt="blurry", audio_url="oss://dashscope-instant/a.mp3", seed=7, shot_type="multi",
-        extra_input={"template": "x"}, extra_parameters={"enable_thinking": True},
+        prompt="侦探",
+        negative_prompt="blurry",
+        audio_url="oss://dashscope-instant/a.mp3",
+        seed=7,
+        shot_type="multi",
+        extra_input={"template": "x"},
+        extra_parameters={"enable_thinking": True},
     )
     http = native.submit_request(request)
-    assert (http.method, http.path, http.idempotent) == ("POST", "services/aigc/video-generation/video-synthesis", False)
+    assert (http.method, http.path, http.idempotent) == (
+        "POST",
+        "services/aigc/video-generation/video-synthesis",
+        False,
+    )
     assert http.headers["X-DashScope-Async"] == "enable"
     assert http.headers["X-DashScope-OssResourceResolve"] == "enable"
     assert http.json == {
         "model": "wan2.6-t2v",
-        "input": {"prompt": "侦探", "negative_prompt": "blurry", "audio_url": "oss://dashscope-instant/a.mp3", "template": "x"},
+        "input": {
+            "prompt": "侦探",
+            "negative_prompt": "blurry",
+            "audio_url": "oss://dashscope-instant/a.mp3",
+            "template": "x",
+        },
         "parameters": {"size": "1920*1080", "duration": 5, "seed": 7, "shot_type": "multi", "enable_thinking": True},
     }
 
@@ -100,12 +114,14 @@ def test_error_codes_map_to_one_hierarchy(status, code, cls):
 
 def test_submit_error_raises_the_mapped_class():
     with pytest.raises(WanAuthenticationError, match="Invalid API-key provided") as err:
-        native.parse_submit(answer({"code": "InvalidApiKey", "message": "Invalid API-key provided.", "request_id": "r"}, 401))
+        native.parse_submit(
+            answer({"code": "InvalidApiKey", "message": "Invalid API-key provided.", "request_id": "r"}, 401)
+        )
     assert "request_id=r" in str(err.value)
 
 
 def test_non_json_answers_are_protocol_errors_not_crashes():
-    with pytest.raises(WanProtocolError, match="not JSON.*<html>"):
+    with pytest.raises(WanProtocolError, match=r"not JSON.*<html>"):
         native.parse_task(HttpResponse(200, {"content-type": "text/html"}, b"<html>gateway</html>"), "t")
     err = error_from_response(HttpResponse(502, {}, b"<html>bad gateway</html>"))
     assert isinstance(err, WanProtocolError) and err.retryable
@@ -120,14 +136,28 @@ def test_http_200_with_a_top_level_error_code_is_an_error():
 
 def test_succeeded_wan26_task():
     task = native.parse_task(
-        answer({
-            "request_id": "r", "output": {
-                "task_id": "t", "task_status": "SUCCEEDED", "submit_time": "2025-09-29 14:18:52.331",
-                "scheduled_time": "2025-09-29 14:18:59.290", "end_time": "2025-09-29 14:23:39.407",
-                "orig_prompt": "p", "video_url": "https://dashscope-result-sh.oss-accelerate.aliyuncs.com/x.mp4?Expires=1",
-            },
-            "usage": {"duration": 10, "size": "1280*720", "input_video_duration": 0, "output_video_duration": 10, "video_count": 1, "SR": 720},
-        }),
+        answer(
+            {
+                "request_id": "r",
+                "output": {
+                    "task_id": "t",
+                    "task_status": "SUCCEEDED",
+                    "submit_time": "2025-09-29 14:18:52.331",
+                    "scheduled_time": "2025-09-29 14:18:59.290",
+                    "end_time": "2025-09-29 14:23:39.407",
+                    "orig_prompt": "p",
+                    "video_url": "https://dashscope-result-sh.oss-accelerate.aliyuncs.com/x.mp4?Expires=1",
+                },
+                "usage": {
+                    "duration": 10,
+                    "size": "1280*720",
+                    "input_video_duration": 0,
+                    "output_video_duration": 10,
+                    "video_count": 1,
+                    "SR": 720,
+                },
+            }
+        ),
         "t",
     )
     assert task.task_status is TaskStatus.SUCCEEDED and task.usage and task.usage.billed_seconds == 10
@@ -137,12 +167,24 @@ def test_succeeded_wan26_task():
 
 def test_failed_task_maps_to_the_same_classes_as_http_errors():
     task = native.parse_task(
-        answer({"request_id": "r", "output": {"task_id": "t", "task_status": "FAILED", "code": "DataInspectionFailed", "message": "bad content"}}),
+        answer(
+            {
+                "request_id": "r",
+                "output": {
+                    "task_id": "t",
+                    "task_status": "FAILED",
+                    "code": "DataInspectionFailed",
+                    "message": "bad content",
+                },
+            }
+        ),
         "t",
     )
     err = task_error(task)
     assert isinstance(err, WanContentModerationError) and err.task_id == "t" and not err.retryable
-    algo = native.parse_task(answer({"output": {"task_id": "t", "task_status": "FAILED", "code": "InternalError.Algo", "message": "x"}}), "t")
+    algo = native.parse_task(
+        answer({"output": {"task_id": "t", "task_status": "FAILED", "code": "InternalError.Algo", "message": "x"}}), "t"
+    )
     assert isinstance(task_error(algo), WanServerError)
 
 
@@ -158,7 +200,18 @@ def test_unexpected_status_is_named():
 
 
 def test_native_list_accepts_java_and_v2_shapes():
-    java = native.parse_list(answer({"request_id": "r", "data": [{"task_id": "a", "status": "SUCCEEDED", "gmt_create": 1}], "total": 1, "page_no": 1, "page_size": 10, "total_page": 1}))
+    java = native.parse_list(
+        answer(
+            {
+                "request_id": "r",
+                "data": [{"task_id": "a", "status": "SUCCEEDED", "gmt_create": 1}],
+                "total": 1,
+                "page_no": 1,
+                "page_size": 10,
+                "total_page": 1,
+            }
+        )
+    )
     v2 = native.parse_list(answer({"tasks": [{"task_id": "b"}]}))
     assert [t.task_id for t in java.tasks] == ["a"] and java.total == 1
     assert [t.task_id for t in v2.tasks] == ["b"]
@@ -171,7 +224,13 @@ def test_task_id_must_be_an_id():
 
 @pytest.mark.parametrize(
     ("headers", "expected"),
-    [({"Retry-After": "2"}, 2.0), ({"retry-after-ms": "1500"}, 1.5), ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0), ({}, None), ({"Retry-After": "soon"}, None)],
+    [
+        ({"Retry-After": "2"}, 2.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),
+        ({}, None),
+        ({"Retry-After": "soon"}, None),
+    ],
 )
 def test_retry_after(headers, expected):
     assert retry_after_seconds(headers) == expected
@@ -181,9 +240,17 @@ def test_retry_after(headers, expected):
 
 
 def test_unified_submit_is_flat():
-    http = unified.submit_request(WanVideoRequest.build(model="wan2.2-t2v-plus", prompt="dance", extra_input={"template": "t1"}))
+    http = unified.submit_request(
+        WanVideoRequest.build(model="wan2.2-t2v-plus", prompt="dance", extra_input={"template": "t1"})
+    )
     assert (http.method, http.path, http.idempotent) == ("POST", "v2/videos/generations", False)
-    assert http.json == {"model": "wan2.2-t2v-plus", "prompt": "dance", "template": "t1", "size": "1920*1080", "duration": 5}
+    assert http.json == {
+        "model": "wan2.2-t2v-plus",
+        "prompt": "dance",
+        "template": "t1",
+        "size": "1920*1080",
+        "duration": 5,
+    }
     assert "X-DashScope-Async" not in http.headers
     assert unified.parse_submit(answer({"task_id": "e7bed961"})).task_id == "e7bed961"
     assert unified.parse_submit(answer({"data": {"task_id": "x"}})).task_id == "x"
@@ -191,7 +258,16 @@ def test_unified_submit_is_flat():
 
 @pytest.mark.parametrize(
     ("raw", "status"),
-    [("NOT_START", "PENDING"), ("SUBMITTED", "PENDING"), ("QUEUED", "PENDING"), ("IN_PROGRESS", "RUNNING"), ("SUCCESS", "SUCCEEDED"), ("FAILURE", "FAILED"), ("in_progress", "RUNNING"), ("success", "SUCCEEDED")],
+    [
+        ("NOT_START", "PENDING"),
+        ("SUBMITTED", "PENDING"),
+        ("QUEUED", "PENDING"),
+        ("IN_PROGRESS", "RUNNING"),
+        ("SUCCESS", "SUCCEEDED"),
+        ("FAILURE", "FAILED"),
+        ("in_progress", "RUNNING"),
+        ("success", "SUCCEEDED"),
+    ],
 )
 def test_unified_statuses_normalise(raw, status):
     body = {"task_id": "t", "status": raw, "progress": "50%", "data": {"output": "https://r.example.com/v.mp4"}}
@@ -199,13 +275,27 @@ def test_unified_statuses_normalise(raw, status):
 
 
 def test_unified_success_reads_output_or_outputs_and_times():
-    task = unified.parse_task(answer({"task_id": "t", "status": "SUCCESS", "submit_time": 1700000000, "start_time": "1700000005", "finish_time": 1700000065, "data": {"outputs": ["https://r/v.mp4"]}}), "t")
+    task = unified.parse_task(
+        answer(
+            {
+                "task_id": "t",
+                "status": "SUCCESS",
+                "submit_time": 1700000000,
+                "start_time": "1700000005",
+                "finish_time": 1700000065,
+                "data": {"outputs": ["https://r/v.mp4"]},
+            }
+        ),
+        "t",
+    )
     assert task.video_url == "https://r/v.mp4"
     assert task.submit_time == "2023-11-15 06:13:20.000" and task.end_time == "2023-11-15 06:14:25.000"
 
 
 def test_unified_failure_reason_becomes_the_message_and_known_codes_are_kept():
-    failed = unified.parse_task(answer({"task_id": "t", "status": "FAILURE", "fail_reason": "DataInspectionFailed: inappropriate"}), "t")
+    failed = unified.parse_task(
+        answer({"task_id": "t", "status": "FAILURE", "fail_reason": "DataInspectionFailed: inappropriate"}), "t"
+    )
     assert failed.message == "DataInspectionFailed: inappropriate" and failed.code == "DataInspectionFailed"
     assert isinstance(task_error(failed), WanContentModerationError)
     vague = unified.parse_task(answer({"task_id": "t", "status": "FAILURE", "fail_reason": "upstream timeout"}), "t")

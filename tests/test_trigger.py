@@ -38,10 +38,19 @@ def test_serialization_round_trip_through_airflows_trigger_model(simulator):
 
     from airflow.models.trigger import Trigger
 
-    trigger = WanTaskTrigger("t-123", dashscope_conn_id="dashscope_default", poll_interval=7.5, deadline=1_900_000_000.5)
+    trigger = WanTaskTrigger(
+        "t-123", dashscope_conn_id="dashscope_default", poll_interval=7.5, deadline=1_900_000_000.5
+    )
     row = Trigger.from_object(trigger)
     assert row.classpath == "airflow_provider_wan.triggers.wan.WanTaskTrigger"
-    assert set(row.kwargs) == {"dashscope_task_id", "dashscope_conn_id", "poll_interval", "deadline", "cancel_on_kill", "started_at"}
+    assert set(row.kwargs) == {
+        "dashscope_task_id",
+        "dashscope_conn_id",
+        "poll_interval",
+        "deadline",
+        "cancel_on_kill",
+        "started_at",
+    }
     assert TEST_API_KEY not in json.dumps(row.kwargs, default=str) + repr(trigger)
     module, _, name = row.classpath.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), name)(**row.kwargs)
@@ -50,7 +59,13 @@ def test_serialization_round_trip_through_airflows_trigger_model(simulator):
 
 def test_kwargs_of_an_older_version_still_load():
     # The serialized kwargs are a contract: a trigger written by 0.1.0 must load in later versions.
-    old = {"dashscope_task_id": "t", "dashscope_conn_id": "c", "poll_interval": 15.0, "deadline": None, "cancel_on_kill": True}
+    old = {
+        "dashscope_task_id": "t",
+        "dashscope_conn_id": "c",
+        "poll_interval": 15.0,
+        "deadline": None,
+        "cancel_on_kill": True,
+    }
     assert WanTaskTrigger(**old).dashscope_task_id == "t"
 
 
@@ -112,7 +127,9 @@ async def test_transient_errors_never_end_the_wait(simulator, capfd):
     simulator.add_fault("get", "drop", count=2)
     simulator.add_fault("get", "html", count=2)
     os.environ["AIRFLOW_CONN_DASHSCOPE_FLAKY"] = dashscope_conn(simulator.base_url, max_retries=1, retry_budget=5)
-    [event] = await run_trigger(WanTaskTrigger(task_id, dashscope_conn_id="dashscope_flaky", poll_interval=0.05, deadline=time.time() + 60))
+    [event] = await run_trigger(
+        WanTaskTrigger(task_id, dashscope_conn_id="dashscope_flaky", poll_interval=0.05, deadline=time.time() + 60)
+    )
     assert event["status"] == "success"
     assert "still waiting" in "".join(capfd.readouterr())
 
@@ -159,7 +176,7 @@ def test_event_vocabulary_is_validated():
     for bad in (None, "success", {"status": "done", "task_id": "t"}, {"status": "success"}):
         with pytest.raises(WanProtocolError):
             validate_event(bad)
-    assert EVENT_STATUSES == {"success", "failed", "canceled", "expired", "timeout", "error"}
+    assert {"success", "failed", "canceled", "expired", "timeout", "error"} == EVENT_STATUSES
 
 
 # --------------------------------------------------------------------------------------------- scale
@@ -170,9 +187,23 @@ def external_simulator(tmp_path: Path) -> Iterator[str]:
     """The simulator in its own process, so its work does not compete with the loop under test for the GIL."""
     port_file = tmp_path / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_wan.simulator", "--port", "0", "--port-file", str(port_file),
-         "--pending-seconds", "0.5", "--running-seconds", "1.5", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_wan.simulator",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--pending-seconds",
+            "0.5",
+            "--running-seconds",
+            "1.5",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.time() + 30
@@ -211,7 +242,9 @@ async def test_200_triggers_never_block_the_loop_and_share_one_client(external_s
             clients.add(shared_client_count())
 
     async def one(task_id: str) -> dict[str, Any]:
-        [event] = await run_trigger(WanTaskTrigger(task_id, dashscope_conn_id="dashscope_scale", poll_interval=0.5, deadline=time.time() + 120))
+        [event] = await run_trigger(
+            WanTaskTrigger(task_id, dashscope_conn_id="dashscope_scale", poll_interval=0.5, deadline=time.time() + 120)
+        )
         return event
 
     # A triggerer has loaded its secrets backends and modules long before; warm this process up the same way.

@@ -227,8 +227,13 @@ class WanHook(BaseHook):
 
     def _log_retry(self, request: HttpRequest, err: WanError, attempt: int, delay: float) -> None:
         self.log.warning(
-            "%s %s failed (%s: %s); retry %d in %.1f s", request.method, request.path, type(err).__name__, err,
-            attempt, delay,
+            "%s %s failed (%s: %s); retry %d in %.1f s",
+            request.method,
+            request.path,
+            type(err).__name__,
+            err,
+            attempt,
+            delay,
         )
 
     def submit_task(self, request: WanVideoRequest | Mapping[str, Any]) -> SubmitResult:

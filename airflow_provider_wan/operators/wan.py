@@ -14,6 +14,8 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import BaseOperator
+
 from airflow_provider_wan._compat import AIRFLOW_V_3_3_PLUS, AirflowException
 from airflow_provider_wan._failures import airflow_error
 from airflow_provider_wan.events import TIMEOUT, event_error, task_error, validate_event
@@ -21,7 +23,6 @@ from airflow_provider_wan.exceptions import WanError, WanRequestValidationError,
 from airflow_provider_wan.hooks.wan import WanHook
 from airflow_provider_wan.models import DEFAULT_MODEL, WanTask, WanVideoRequest
 from airflow_provider_wan.triggers.wan import WanTaskTrigger
-from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,8 +34,21 @@ DEFAULT_TIMEOUT = timedelta(hours=1)
 #: Extra seconds given to Airflow's own defer timeout, so the trigger's timeout event wins the race.
 DEFER_TIMEOUT_BUFFER = 300.0
 _REQUEST_FIELDS = (
-    "model", "prompt", "negative_prompt", "size", "resolution", "aspect_ratio", "duration", "prompt_extend",
-    "watermark", "seed", "audio", "audio_url", "shot_type", "extra_input", "extra_parameters",
+    "model",
+    "prompt",
+    "negative_prompt",
+    "size",
+    "resolution",
+    "aspect_ratio",
+    "duration",
+    "prompt_extend",
+    "watermark",
+    "seed",
+    "audio",
+    "audio_url",
+    "shot_type",
+    "extra_input",
+    "extra_parameters",
 )
 _warned_no_state_store = False
 
@@ -70,7 +84,9 @@ class WanWaitMixin:
         return WanHook(dashscope_conn_id=self.dashscope_conn_id)
 
     def _defer_wait(self, dashscope_task_id: str, deadline: float | None, started_at: float) -> None:
-        backstop = None if deadline is None else timedelta(seconds=max(0.0, deadline - time.time()) + DEFER_TIMEOUT_BUFFER)
+        backstop = (
+            None if deadline is None else timedelta(seconds=max(0.0, deadline - time.time()) + DEFER_TIMEOUT_BUFFER)
+        )
         self.log.info("Deferring: the triggerer now polls task %s every %.0f s", dashscope_task_id, self.poll_interval)
         self.defer(  # type: ignore[attr-defined]
             trigger=WanTaskTrigger(
@@ -98,15 +114,20 @@ class WanWaitMixin:
                 time.sleep(self.poll_interval)
                 continue
             if task.task_status is not last:
-                self.log.info("Task %s is %s after %.0f s", dashscope_task_id, task.task_status.value, time.time() - started)
+                self.log.info(
+                    "Task %s is %s after %.0f s", dashscope_task_id, task.task_status.value, time.time() - started
+                )
                 last = task.task_status
             if task.task_status.is_terminal:
                 return task
             if deadline is not None and time.time() >= deadline:
                 raise WanTimeoutError(
-                    f"task {dashscope_task_id} is still {task.task_status.value} at the deadline", task_id=dashscope_task_id
+                    f"task {dashscope_task_id} is still {task.task_status.value} at the deadline",
+                    task_id=dashscope_task_id,
                 )
-            time.sleep(self.poll_interval if deadline is None else min(self.poll_interval, max(0.0, deadline - time.time())))
+            time.sleep(
+                self.poll_interval if deadline is None else min(self.poll_interval, max(0.0, deadline - time.time()))
+            )
 
     def _check_once(self, dashscope_task_id: str) -> WanTask | None:
         """Read the task before waiting; a transient failure here is left to the wait, not fatal to the try."""
@@ -135,7 +156,9 @@ class WanWaitMixin:
         if error is None:
             self.log.info(
                 "Task %s SUCCEEDED after %.0f s (billed %s s)",
-                event["task_id"], event.get("elapsed") or 0, event.get("billed_seconds"),
+                event["task_id"],
+                event.get("elapsed") or 0,
+                event.get("billed_seconds"),
             )
             return {k: v for k, v in event.items() if k not in ("status", "elapsed")}
         if event["status"] == TIMEOUT:
@@ -204,8 +227,18 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "prompt", "negative_prompt", "model", "size", "resolution", "aspect_ratio", "duration", "seed",
-        "audio_url", "shot_type", "extra_input", "extra_parameters",
+        "prompt",
+        "negative_prompt",
+        "model",
+        "size",
+        "resolution",
+        "aspect_ratio",
+        "duration",
+        "seed",
+        "audio_url",
+        "shot_type",
+        "extra_input",
+        "extra_parameters",
     )
     template_ext: Sequence[str] = (".txt", ".md", ".j2")
     template_fields_renderers = {"prompt": "md", "extra_input": "json", "extra_parameters": "json"}
@@ -284,7 +317,8 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         if "model" in templated:
             fields = {k: v for k, v in fields.items() if k in ("prompt", "seed", "duration", "audio_url", "model")}
         WanVideoRequest.build(
-            **fields, truncate_prompt=True if "prompt" in templated else self.truncate_prompt,
+            **fields,
+            truncate_prompt=True if "prompt" in templated else self.truncate_prompt,
             skip_capabilities="model" in templated,
         )
 
@@ -362,7 +396,8 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
                 if not task.task_status.is_terminal or task.task_status.value == "SUCCEEDED":
                     self.log.info(
                         "Reconnecting to DashScope task %s (%s) submitted by an earlier try; not submitting again",
-                        task.task_id, task.task_status.value,
+                        task.task_id,
+                        task.task_status.value,
                     )
                     self._remember(context, task.task_id)
                     return task.task_id, task
@@ -370,11 +405,17 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         submitted = self.hook.submit_task(request)
         self._remember(context, submitted.task_id)
         if store is not None:
-            store.set(STATE_KEY, {"task_id": submitted.task_id, "fingerprint": fingerprint, "submitted_at": time.time()})
+            store.set(
+                STATE_KEY, {"task_id": submitted.task_id, "fingerprint": fingerprint, "submitted_at": time.time()}
+            )
         self.log.info(
             "Submitted DashScope task %s: model %s, size %s, %s s; %s s will be billed on success (request %s)",
-            submitted.task_id, request.model, request.effective_size, request.effective_duration,
-            request.effective_duration, submitted.request_id,
+            submitted.task_id,
+            request.model,
+            request.effective_size,
+            request.effective_duration,
+            request.effective_duration,
+            submitted.request_id,
         )
         return submitted.task_id, None
 

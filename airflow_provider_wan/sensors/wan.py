@@ -6,11 +6,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
 from airflow_provider_wan._failures import airflow_error
 from airflow_provider_wan.exceptions import WanError
 from airflow_provider_wan.hooks.wan import WanHook
 from airflow_provider_wan.operators.wan import WanWaitMixin
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

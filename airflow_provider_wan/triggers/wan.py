@@ -13,12 +13,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
 from airflow_provider_wan._compat import AirflowNotFoundException
 from airflow_provider_wan.events import ERROR, TIMEOUT, stop_event, task_event
 from airflow_provider_wan.exceptions import WanError
 from airflow_provider_wan.hooks.wan import WanHook
 from airflow_provider_wan.models import TaskStatus, WanTask
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 #: Ceiling on one cancel attempt from on_kill, so a slow DashScope cannot hold up the triggerer.
 CANCEL_TIMEOUT = 15.0
@@ -108,7 +109,10 @@ class WanTaskTrigger(BaseTrigger):
                 delay = min(MAX_ERROR_BACKOFF, self.poll_interval * 2 ** min(failures, 6))
                 self.log.warning(
                     "Polling task %s failed (%s: %s); still waiting, next poll in %.0f s",
-                    self.dashscope_task_id, type(err).__name__, err, delay,
+                    self.dashscope_task_id,
+                    type(err).__name__,
+                    err,
+                    delay,
                 )
                 await self._sleep(delay)
                 continue
@@ -181,7 +185,8 @@ class WanTaskTrigger(BaseTrigger):
             if settings.protocol != "dashscope":
                 self.log.warning(
                     "The %s protocol has no cancel route; task %s keeps running on the relay",
-                    settings.protocol, self.dashscope_task_id,
+                    settings.protocol,
+                    self.dashscope_task_id,
                 )
                 return
             await asyncio.wait_for(hook.acancel_task(self.dashscope_task_id), CANCEL_TIMEOUT)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-
 from airflow.sdk import DAG, Param
+
 from airflow_provider_wan.operators.wan import WanTextToVideoOperator
 from airflow_provider_wan.sensors.wan import WanTaskSensor
 
@@ -21,7 +21,10 @@ def generate(task_id: str = "generate", **kwargs: object) -> WanTextToVideoOpera
     kwargs.setdefault("poll_interval", 0.2)
     kwargs.setdefault("retry_delay", timedelta(seconds=0))
     return WanTextToVideoOperator(
-        task_id=task_id, prompt="{{ params.prompt }}", duration="{{ params.duration }}", **kwargs  # type: ignore[arg-type]
+        task_id=task_id,
+        prompt="{{ params.prompt }}",
+        duration="{{ params.duration }}",
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
