@@ -434,3 +434,17 @@ def test_provider_info_declares_the_ui_form():
     assert WanHook.get_ui_field_behaviour()["relabeling"]["password"] == "API Key"
     for key in ("hooks", "operators", "sensors", "triggers", "transfers", "versions", "package-name"):
         assert info[key]
+
+
+@pytest.mark.parametrize(
+    ("uri", "base_url", "workspace"),
+    [
+        ("dashscope://:sk-abc@?region=beijing&workspace=ws-123", REGIONS["beijing"], "ws-123"),
+        ("dashscope://:sk-abc@gateway.example.com/qwen/api/v1", "https://gateway.example.com/qwen/api/v1", None),
+        ("dashscope://:sk-abc@", REGIONS["singapore"], None),
+    ],
+)
+def test_readme_uri_forms(monkeypatch, uri, base_url, workspace):
+    monkeypatch.setenv("AIRFLOW_CONN_WAN_README", uri)
+    settings = WanHook("wan_readme").get_settings()
+    assert (settings.base_url, settings.workspace, settings.api_key) == (base_url, workspace, "sk-abc")
