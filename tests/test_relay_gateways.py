@@ -22,7 +22,11 @@ PROMPT = "dance in the rain"
 
 def unified_conn(root_url: str, **extra: Any) -> str:
     return json.dumps(
-        {"conn_type": "dashscope", "password": TEST_API_KEY, "extra": {"protocol": "unified", "base_url": root_url, **extra}}
+        {
+            "conn_type": "dashscope",
+            "password": TEST_API_KEY,
+            "extra": {"protocol": "unified", "base_url": root_url, **extra},
+        }
     )
 
 
@@ -71,7 +75,7 @@ def test_unified_unknown_task_is_expired(unified):
 def test_unified_validates_per_model_before_sending(unified):
     from airflow_provider_wan.exceptions import WanRequestValidationError
 
-    with pytest.raises(WanRequestValidationError, match="duration=10 is not allowed for model 'wanx2.1-t2v-turbo'"):
+    with pytest.raises(WanRequestValidationError, match=r"duration=10 is not allowed for model 'wanx2\.1-t2v-turbo'"):
         WanHook().submit({"prompt": PROMPT, "model": "wanx2.1-t2v-turbo", "duration": 10})
     with pytest.raises(WanRequestValidationError, match="over the limit of 800"):
         WanHook().submit({"prompt": "x" * 801, "model": "wan2.2-t2v-plus"})

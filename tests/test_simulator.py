@@ -21,7 +21,6 @@ import pytest
 
 from airflow_provider_wan.simulator import ManualClock, WanSimulator, synthetic_video_sha256
 
-
 KEY = "sk-test-anything"
 HEADERS = {"Authorization": f"Bearer {KEY}", "X-DashScope-Async": "enable"}
 SUBMIT = "/services/aigc/video-generation/video-synthesis"
