@@ -175,6 +175,22 @@ def test_timeout_accepts_seconds_and_timedeltas():
     assert WanTextToVideoOperator(task_id="c", prompt="x", timeout=None).timeout is None
 
 
-def test_prompt_can_live_in_a_template_file(tmp_path):
-    op = WanTextToVideoOperator(task_id="t", prompt="prompts/scene.txt")
-    assert op.template_ext == (".txt", ".md", ".j2") and "prompt" in op.template_fields
+def test_prompt_is_read_from_a_template_file_and_rendered(simulator, run_dag):
+    dag_run = run_dag("wan_test_prompt_file", {"animal": "snow leopard"})
+    assert task_states(dag_run) == {"generate": "success"}
+    [task] = simulator.tasks()
+    assert task["body"]["input"]["prompt"].startswith("A snow leopard crossing a frozen lake at dawn")
+
+
+def test_execution_timeout_alone_sets_the_deadline_while_deferred(simulator, run_dag):
+    dag_run = run_dag("wan_test_execution_timeout", {"prompt": PROMPT + " [[sim: pending=30]]"})
+    assert task_states(dag_run) == {"generate": "failed"}
+    assert simulator.counters()["tasks_canceled"] == 1  # the trigger's timeout event led to a cancel
+
+
+def test_on_kill_cancels_the_task_waited_on_in_the_worker(simulator):
+    op = WanTextToVideoOperator(task_id="t", prompt="x", deferrable=False)
+    op._dashscope_task_id = op.hook.submit({"prompt": PROMPT + " [[sim: pending=30]]"})
+    op.on_kill()
+    assert op.hook.get_task(op._dashscope_task_id).task_status.value == "CANCELED"
+    assert WanTextToVideoOperator(task_id="u", prompt="x").on_kill() is None  # nothing submitted: nothing to do

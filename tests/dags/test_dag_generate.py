@@ -61,3 +61,17 @@ with DAG("wan_test_sensor_poke", schedule=None, start_date=START, params=PARAMS,
         timeout=60,
     )
     submit_poke >> wait_poke
+
+with DAG(
+    "wan_test_prompt_file",
+    schedule=None,
+    start_date=START,
+    params={"animal": Param("red fox", type="string")},
+    catchup=False,
+) as prompt_file_dag:
+    # The prompt lives in a template file next to the DAG and is rendered with the run's params.
+    WanTextToVideoOperator(task_id="generate", prompt="wan_test_prompt.txt", poll_interval=0.2)
+
+with DAG("wan_test_execution_timeout", schedule=None, start_date=START, params=PARAMS, catchup=False) as exec_dag:
+    # No `timeout`: the task's execution_timeout alone becomes the trigger's wall-clock deadline.
+    generate(timeout=None, execution_timeout=timedelta(seconds=2))
