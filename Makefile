@@ -18,13 +18,18 @@ help:
 	@echo "make lint          ruff and mypy"
 	@echo "make bench         the benchmarks (see benchmarks/README.md)"
 
-# uv makes installs fast; fall back to pip when it cannot be had.
+# uv makes installs fast: use the one on PATH, else put one in the venv; plain pip when neither can be had.
 define make_venv
 	@if [ ! -x "$(1)/bin/python" ]; then $(PYTHON) -m venv "$(1)"; fi
 	@if [ ! -f "$(1)/.installed-$(2)" ] || [ pyproject.toml -nt "$(1)/.installed-$(2)" ]; then \
 		echo ">> installing Airflow $(2) and airflow-provider-wan[dev] into $(1)"; \
-		if $(1)/bin/python -m pip --version >/dev/null 2>&1 && $(1)/bin/python -m pip install -q uv >/dev/null 2>&1; then \
-			VIRTUAL_ENV=$(1) $(1)/bin/python -m uv pip install -q "apache-airflow==$(2)" -e ".[dev]"; \
+		uv="$(UV)"; \
+		if [ -z "$$uv" ]; then \
+			$(1)/bin/python -m pip --version >/dev/null 2>&1 || $(1)/bin/python -m ensurepip -q >/dev/null 2>&1; \
+			$(1)/bin/python -m pip install -q uv >/dev/null 2>&1 && uv="$(1)/bin/uv"; \
+		fi; \
+		if [ -n "$$uv" ]; then \
+			VIRTUAL_ENV=$(1) "$$uv" pip install -q --python "$(1)/bin/python" "apache-airflow==$(2)" -e ".[dev]"; \
 		else \
 			$(1)/bin/python -m pip install -q "apache-airflow==$(2)" -e ".[dev]"; \
 		fi && touch "$(1)/.installed-$(2)"; \
@@ -49,8 +54,9 @@ test-oldest: venv-oldest
 
 test: lint test-latest test-oldest
 
+# PROMPT reaches the demo through the environment ("$$PROMPT"), so quotes and backticks in it stay literal text.
 demo: venv
-	$(VENV)/bin/python -m airflow_provider_wan.demo $(if $(PROMPT),--prompt "$(PROMPT)",)
+	$(VENV)/bin/python -m airflow_provider_wan.demo $(if $(PROMPT),--prompt "$$PROMPT",)
 
 bench: venv
 	$(VENV)/bin/python benchmarks/run.py

@@ -132,26 +132,32 @@ def bucket(s3_client: Any, request: pytest.FixtureRequest) -> str:
     return name
 
 
-_DAG_CACHE: dict[str, Any] = {}
+_DAG_FILES: dict[str, Path] = {}
+
+
+def _dags_in(path: Path) -> dict[str, Any]:
+    from airflow.sdk import DAG
+
+    spec = importlib.util.spec_from_file_location(f"_wan_test_dag_{path.stem}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {value.dag_id: value for value in vars(module).values() if isinstance(value, DAG)}
 
 
 def load_dag(dag_id: str) -> Any:
-    """Import the DAG ``dag_id`` from the test dags folder (files of tests/dags and example_dags)."""
-    if dag_id in _DAG_CACHE:
-        return _DAG_CACHE[dag_id]
-    from airflow.sdk import DAG
+    """
+    Import the DAG ``dag_id`` afresh from the test dags folder (files of tests/dags and example_dags).
 
-    for path in sorted(_DAGS.glob("*.py")):
-        spec = importlib.util.spec_from_file_location(f"_wan_test_dag_{path.stem}", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        for value in vars(module).values():
-            if isinstance(value, DAG):
-                _DAG_CACHE.setdefault(value.dag_id, value)
-        if dag_id in _DAG_CACHE:
-            return _DAG_CACHE[dag_id]
-    raise LookupError(f"no DAG {dag_id!r} in {_DAGS}")
+    Fresh every time: ``dag.test(run_conf=...)`` leaves the run's params on the DAG object it ran.
+    """
+    if dag_id not in _DAG_FILES:
+        for path in sorted(_DAGS.glob("*.py")):
+            for found in _dags_in(path):
+                _DAG_FILES.setdefault(found, path)
+    if dag_id not in _DAG_FILES:
+        raise LookupError(f"no DAG {dag_id!r} in {_DAGS}")
+    return _dags_in(_DAG_FILES[dag_id])[dag_id]
 
 
 @pytest.fixture

@@ -59,14 +59,30 @@ def _seconds(value: float | timedelta | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-def _is_templated(value: Any, exts: Sequence[str]) -> bool:
+def positive_seconds(value: Any, name: str) -> float:
+    """
+    ``value`` as a positive number of seconds (rendered templates arrive as strings).
+
+    :param value: the value given or rendered.
+    :param name: the argument's name, for the error.
+    """
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0:
+        raise WanRequestValidationError(f"{name}={value!r} must be a positive number of seconds")
+    return seconds
+
+
+def is_templated(value: Any, exts: Sequence[str]) -> bool:
     """Whether ``value`` is only known after rendering (a Jinja string, a template file, an XComArg)."""
     if isinstance(value, str):
         return "{{" in value or "{%" in value or value.endswith(tuple(exts))
     if isinstance(value, dict):
-        return any(_is_templated(v, exts) for v in value.values())
+        return any(is_templated(v, exts) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return any(_is_templated(v, exts) for v in value)
+        return any(is_templated(v, exts) for v in value)
     return value is not None and not isinstance(value, (int, float, bool))
 
 
@@ -74,7 +90,7 @@ class WanWaitMixin:
     """What the operator and the sensor share: the hook, deferral and turning an event into a result."""
 
     dashscope_conn_id: str
-    poll_interval: float
+    poll_interval: Any  # seconds; a template until rendered
     cancel_on_kill: bool
     log: Any
 
@@ -87,7 +103,7 @@ class WanWaitMixin:
         backstop = (
             None if deadline is None else timedelta(seconds=max(0.0, deadline - time.time()) + DEFER_TIMEOUT_BUFFER)
         )
-        self.log.info("Deferring: the triggerer now polls task %s every %.0f s", dashscope_task_id, self.poll_interval)
+        self.log.info("Deferring: the triggerer now polls task %s every %g s", dashscope_task_id, self.poll_interval)
         self.defer(  # type: ignore[attr-defined]
             trigger=WanTaskTrigger(
                 dashscope_task_id=dashscope_task_id,
@@ -196,7 +212,8 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
     (still running: wait again; succeeded: return it; failed, canceled or expired: submit anew).
 
     Templated: ``prompt``, ``negative_prompt``, ``model``, ``size``, ``resolution``, ``aspect_ratio``,
-    ``duration``, ``seed``, ``audio_url``, ``shot_type``, ``extra_input``, ``extra_parameters``; a ``prompt``
+    ``duration``, ``seed``, ``audio_url``, ``shot_type``, ``extra_input``, ``extra_parameters``,
+    ``poll_interval``; a ``prompt``
     ending in ``.txt``, ``.md`` or ``.j2`` is read from that file next to the DAG.
 
     :param prompt: what the video shows (1500 characters for wan2.5/2.6, 800 for older models).
@@ -219,7 +236,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
     :param deferrable: wait on the triggerer (default) instead of in the worker.
     :param wait_for_completion: wait for the video; with False, return right after the submit (use
         :class:`~airflow_provider_wan.sensors.wan.WanTaskSensor` later).
-    :param poll_interval: seconds between status polls (DashScope suggests 15).
+    :param poll_interval: seconds between status polls (DashScope suggests 15); templated.
     :param timeout: how long to wait for DashScope, in seconds or a timedelta (default one hour); the earlier of
         this and ``execution_timeout`` becomes a wall-clock deadline.
     :param cancel_on_kill: cancel the DashScope task when the Airflow task is killed, cleared or marked, or
@@ -239,6 +256,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         "shot_type",
         "extra_input",
         "extra_parameters",
+        "poll_interval",
     )
     template_ext: Sequence[str] = (".txt", ".md", ".j2")
     template_fields_renderers = {"prompt": "md", "extra_input": "json", "extra_parameters": "json"}
@@ -266,7 +284,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         dashscope_conn_id: str = WanHook.default_conn_name,
         deferrable: bool = True,
         wait_for_completion: bool = True,
-        poll_interval: float = 15.0,
+        poll_interval: float | str = 15.0,
         timeout: float | timedelta | None = DEFAULT_TIMEOUT,
         cancel_on_kill: bool = True,
         **kwargs: Any,
@@ -291,9 +309,9 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         self.dashscope_conn_id = dashscope_conn_id
         self.deferrable = deferrable
         self.wait_for_completion = wait_for_completion
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval={poll_interval!r} must be a positive number of seconds")
-        self.poll_interval = float(poll_interval)
+        self.poll_interval: Any = (
+            poll_interval if is_templated(poll_interval, ()) else positive_seconds(poll_interval, "poll_interval")
+        )
         self.timeout = _seconds(timeout)
         self.cancel_on_kill = cancel_on_kill
         self._dashscope_task_id: str | None = None
@@ -308,7 +326,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         """Validate what is already known, so a bad size fails at DAG import rather than at 3 a.m."""
         fields, templated = {}, []
         for name, value in self._request_fields().items():
-            if _is_templated(value, self.template_ext):
+            if is_templated(value, self.template_ext):
                 templated.append(name)
             else:
                 fields[name] = value
@@ -339,6 +357,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         """Validate, reconnect or submit, then wait (deferred by default)."""
         try:
             request = self.build_request()
+            self.poll_interval = positive_seconds(self.poll_interval, "poll_interval")
         except WanRequestValidationError as err:
             raise airflow_error(err, "Wan video request") from None
         started = time.time()

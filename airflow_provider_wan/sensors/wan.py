@@ -11,7 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_wan._failures import airflow_error
 from airflow_provider_wan.exceptions import WanError
 from airflow_provider_wan.hooks.wan import WanHook
-from airflow_provider_wan.operators.wan import WanWaitMixin
+from airflow_provider_wan.operators.wan import WanWaitMixin, is_templated, positive_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -26,16 +26,17 @@ class WanTaskSensor(WanWaitMixin, BaseSensorOperator):
     Deferrable by default (the same :class:`~airflow_provider_wan.triggers.wan.WanTaskTrigger`); the sensor's
     ``timeout`` becomes the trigger's wall-clock deadline.
 
-    Templated: ``dashscope_task_id``.
+    Templated: ``dashscope_task_id``, ``poll_interval``.
 
     :param dashscope_task_id: the DashScope task id (``task_id`` is Airflow's own argument).
     :param dashscope_conn_id: the ``dashscope`` connection.
     :param deferrable: wait on the triggerer (default) instead of poking from a worker.
-    :param poll_interval: seconds between polls while deferred (``poke_interval`` applies in poke mode).
+    :param poll_interval: seconds between polls while deferred (templated; ``poke_interval`` applies in poke
+        mode and defaults to this when it is not templated).
     :param cancel_on_kill: cancel the DashScope task when the deferred wait is cleared or marked (3.3+) or times out.
     """
 
-    template_fields: Sequence[str] = ("dashscope_task_id",)
+    template_fields: Sequence[str] = ("dashscope_task_id", "poll_interval")
     ui_color = "#ff6a00"
 
     def __init__(
@@ -44,20 +45,27 @@ class WanTaskSensor(WanWaitMixin, BaseSensorOperator):
         dashscope_task_id: str,
         dashscope_conn_id: str = WanHook.default_conn_name,
         deferrable: bool = True,
-        poll_interval: float = 15.0,
+        poll_interval: float | str = 15.0,
         cancel_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", poll_interval)
+        templated = is_templated(poll_interval, ())
+        if not templated:
+            poll_interval = positive_seconds(poll_interval, "poll_interval")
+            kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         self.dashscope_task_id = dashscope_task_id
         self.dashscope_conn_id = dashscope_conn_id
         self.deferrable = deferrable
-        self.poll_interval = float(poll_interval)
+        self.poll_interval: Any = poll_interval
         self.cancel_on_kill = cancel_on_kill
 
     def execute(self, context: Context) -> Any:
         """Poke once; defer to the trigger when the task is still running and ``deferrable`` is on."""
+        try:
+            self.poll_interval = positive_seconds(self.poll_interval, "poll_interval")
+        except WanError as err:
+            raise airflow_error(err, "Waiting for the Wan video") from None
         if not self.deferrable:
             return super().execute(context)
         started = time.time()

@@ -195,7 +195,9 @@ class WanVideoToS3Operator(BaseOperator):
         if asset_alias:
             outlets = kwargs.pop("outlets", None) or []
             outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
-            kwargs["outlets"] = [*outlets, AssetAlias(asset_alias)]
+            alias = AssetAlias(asset_alias)
+            # A mapped transfer declares the alias in partial(outlets=...) for parse-time lineage; keep one copy.
+            kwargs["outlets"] = outlets if alias in outlets else [*outlets, alias]
         super().__init__(**kwargs)
         if dashscope_task_id is None and generation is None and video_url is None:
             raise ValueError(
