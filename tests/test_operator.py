@@ -158,7 +158,7 @@ def test_bad_untemplated_parameters_fail_when_the_dag_is_parsed():
         WanTextToVideoOperator(task_id="t", prompt="{{ params.p }}", model="wan2.5-t2v-preview", duration=7)
     with pytest.raises(WanRequestValidationError, match="seed=-3 is out of range"):
         WanTextToVideoOperator(task_id="t", prompt="x", model="{{ params.model }}", seed=-3)
-    with pytest.raises(ValueError, match="poll_interval=0"):
+    with pytest.raises(WanRequestValidationError, match="poll_interval=0 must be a positive number"):
         WanTextToVideoOperator(task_id="t", prompt="x", poll_interval=0)
 
 
