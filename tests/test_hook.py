@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -448,3 +449,21 @@ def test_readme_uri_forms(monkeypatch, uri, base_url, workspace):
     monkeypatch.setenv("AIRFLOW_CONN_WAN_README", uri)
     settings = WanHook("wan_readme").get_settings()
     assert (settings.base_url, settings.workspace, settings.api_key) == (base_url, workspace, "sk-abc")
+
+
+async def test_poll_budget_never_bunches_after_a_stall():
+    from airflow_provider_wan.hooks._transport import AsyncRateLimiter
+
+    limiter, sent = AsyncRateLimiter(20), []
+
+    async def poll() -> None:
+        await limiter.acquire()
+        sent.append(time.monotonic())
+
+    async def stall() -> None:  # a garbage-collector pause or a busy callback holding the loop
+        await asyncio.sleep(0.3)
+        time.sleep(0.25)  # noqa: ASYNC251 - blocking on purpose
+
+    await asyncio.gather(stall(), *(poll() for _ in range(45)))
+    busiest = max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent)
+    assert busiest <= 20 and min(b - a for a, b in itertools.pairwise(sent)) >= 0.049

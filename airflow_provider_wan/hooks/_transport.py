@@ -7,9 +7,11 @@ Also the per-event-loop pool of ``httpx.AsyncClient`` s that triggers of one con
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
@@ -110,26 +112,38 @@ class RetryPolicy:
 
 class AsyncRateLimiter:
     """
-    Spaces calls to at most ``rate`` per second on one event loop (a virtual-time token queue, fair in order).
+    At most ``rate`` calls in any sliding second on one event loop, spaced at least ``1/rate`` apart, in FIFO order.
+
+    Slots are computed from when earlier calls actually went out, not handed out in advance: a caller that wakes
+    late (a busy loop, a garbage-collector pause) delays the ones behind it instead of letting them bunch up.
 
     :param rate: calls per second; 0 or less disables limiting.
     """
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
-        self._next = 0.0
+        self._per_second = max(1, math.floor(rate))
+        self._sent: deque[float] = deque()
+        self._lock = asyncio.Lock()  # FIFO: one caller at a time computes and waits for its slot
 
     async def acquire(self) -> float:
-        """Wait for this call's slot; returns the seconds waited."""
+        """Wait for this call's turn; returns the seconds waited."""
         if self.rate <= 0:
             return 0.0
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + 1.0 / self.rate
-        wait = slot - now
-        if wait > 0:
-            await asyncio.sleep(wait)
-        return wait
+        started = time.monotonic()
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= 1.0:
+                    self._sent.popleft()
+                wait = self._sent[-1] + 1.0 / self.rate - now if self._sent else 0.0
+                if len(self._sent) >= self._per_second:
+                    wait = max(wait, self._sent[0] + 1.0 - now)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self._sent.append(time.monotonic())
+        return time.monotonic() - started
 
 
 @dataclass
