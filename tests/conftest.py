@@ -184,13 +184,13 @@ def task_states(dag_run: Any) -> dict[str, str]:
         return {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state) for ti in tis}
 
 
-def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    """Read one XCom value of ``dag_run`` from the metadata DB."""
+def xcoms(dag_run: Any, task_id: str, key: str = "return_value") -> list[Any]:
+    """Every value of XCom ``key`` of ``task_id`` in ``dag_run`` (one per mapped instance, in map index order)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = (
+        rows = (
             session.query(XComModel)
             .filter(
                 XComModel.dag_id == dag_run.dag_id,
@@ -198,14 +198,37 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
                 XComModel.task_id == task_id,
                 XComModel.key == key,
             )
-            .first()
+            .order_by(XComModel.map_index)
+            .all()
         )
-        if row is None:
-            return None
-        value = row.value
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return value
+        return [_decoded(row.value) for row in rows]
+
+
+def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    """The value of XCom ``key`` of an unmapped ``task_id`` in ``dag_run``, or None."""
+    values = xcoms(dag_run, task_id, key)
+    return values[0] if values else None
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def asset_events(uri: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(source dag, source task, source run, extra) of every asset event recorded for ``uri``."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri == uri)
+            .all()
+        )
+        return [(r.source_dag_id, r.source_task_id, r.source_run_id, dict(r.extra or {})) for r in rows]

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import EXAMPLE_DAGS, task_states, xcom
+from tests.conftest import EXAMPLE_DAGS, asset_events, task_states, xcom, xcoms
 
 EXAMPLE_DAG_IDS = {
     "example_wan_text_to_video",
@@ -42,50 +42,6 @@ def _dagbag() -> Any:
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     return DagBag(dag_folder=str(EXAMPLE_DAGS))
-
-
-def _mapped_xcoms(dag_run: Any, task_id: str, key: str = "return_value") -> list[Any]:
-    """The XCom ``key`` of every mapped instance of ``task_id``, in map index order."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = (
-            session.query(XComModel)
-            .filter(
-                XComModel.dag_id == dag_run.dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.task_id == task_id,
-                XComModel.key == key,
-            )
-            .order_by(XComModel.map_index)
-            .all()
-        )
-        values = [row.value for row in rows]
-    return [_decoded(v) for v in values]
-
-
-def _decoded(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _asset_events(uri: str) -> list[tuple[str, str, str, dict[str, Any]]]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = (
-            session.query(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.uri == uri)
-            .all()
-        )
-        return [(r.source_dag_id, r.source_task_id, r.source_run_id, dict(r.extra or {})) for r in rows]
 
 
 def _queued_runs(dag_id: str) -> list[str]:
@@ -216,7 +172,7 @@ def test_text_to_video_generates_defers_and_saves_to_s3(simulator, s3_client, bu
     assert sim_task["status"] == "SUCCEEDED" and sim_task["effective"]["size"] == "1920*1080"
     assert simulator.counters()["polls"] > 2
 
-    events = _asset_events(uri)
+    events = asset_events(uri)
     assert [e[:3] for e in events] == [("example_wan_text_to_video", "save_to_s3", dag_run.run_id)]
     assert events[0][3]["sha256"] == manifest["sha256"] and events[0][3]["dashscope_task_id"] == task_id
 
@@ -247,16 +203,16 @@ def test_content_pipeline_maps_prompts_and_triggers_the_digest(simulator, s3_cli
     }
     assert xcom(dag_run, "load_prompts") == prompts
 
-    generations = _mapped_xcoms(dag_run, "generate")
-    uris = _mapped_xcoms(dag_run, "save_to_s3")
-    checksums = _mapped_xcoms(dag_run, "save_to_s3", "sha256")
+    generations = xcoms(dag_run, "generate")
+    uris = xcoms(dag_run, "save_to_s3")
+    checksums = xcoms(dag_run, "save_to_s3", "sha256")
     assert [g["orig_prompt"] for g in generations] == prompts
     assert simulator.counters()["tasks_created"] == len(prompts)  # one billed task per prompt, no more
     day = uris[0].split("/")[4]
     for generation, uri, sha256 in zip(generations, uris, checksums, strict=True):
         assert uri == f"s3://{bucket}/wan/{day}/{generation['task_id']}.mp4"
         _check_video(s3_client, uri, sha256)
-        events = _asset_events(uri)
+        events = asset_events(uri)
         assert [e[:2] for e in events] == [("example_wan_content_pipeline", "save_to_s3")]
     assert set(uris) <= set(_queued_runs("example_wan_daily_digest"))  # the scheduler would start the digest now
 
@@ -332,7 +288,7 @@ def test_multishot_audio_presigns_the_soundtrack_submits_senses_and_saves(simula
     manifest = _check_video(s3_client, uri, xcom(dag_run, "save_to_s3", "sha256"))
     assert manifest["request"]["shot_type"] == "multi" and manifest["billed_seconds"] == 10
     assert "Signature" not in json.dumps(manifest)  # the presigned link's signature is not recorded
-    assert [e[:2] for e in _asset_events(uri)] == [("example_wan_multishot_audio", "save_to_s3")]
+    assert [e[:2] for e in asset_events(uri)] == [("example_wan_multishot_audio", "save_to_s3")]
 
 
 def test_multishot_audio_keeps_an_existing_soundtrack(simulator, s3_client, bucket, run_dag):

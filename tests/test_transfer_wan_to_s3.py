@@ -29,7 +29,7 @@ from airflow_provider_wan.hooks.wan import WanHook
 from airflow_provider_wan.simulator import sample_video_bytes, synthetic_video_sha256
 from airflow_provider_wan.transfers._download import UrlPolicy, redact, secrets_of
 from airflow_provider_wan.transfers.wan_to_s3 import WanVideoToS3Operator
-from tests.conftest import REPO, task_states, xcom
+from tests.conftest import REPO, asset_events, task_states, xcom
 
 MIB = 1024 * 1024
 PROMPT_ZH = "一只纸船在雨夜的街道上漂流，霓虹灯倒映在水面"
@@ -737,20 +737,6 @@ def test_sse_acl_and_extra_arguments_reach_both_objects(simulator, s3_client, bu
 # ----------------------------------------------------------------------------------------------- end to end
 
 
-def _asset_events(uri: str) -> list[Any]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = (
-            session.query(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.uri == uri)
-            .all()
-        )
-        return [(row.source_dag_id, row.source_task_id, row.source_run_id, dict(row.extra or {})) for row in rows]
-
-
 def test_dag_submit_wait_transfer_records_the_asset_event(simulator, s3_client, bucket, run_dag):
     dag_run = run_dag("wan_test_transfer", {"bucket": bucket})
     assert task_states(dag_run) == {"submit": "success", "wait": "success", "transfer": "success"}
@@ -761,7 +747,7 @@ def test_dag_submit_wait_transfer_records_the_asset_event(simulator, s3_client, 
     data = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert sha256(data) == xcom(dag_run, "transfer", "sha256")
     assert xcom(dag_run, "transfer", "manifest_uri") == f"{uri}.json"
-    events = _asset_events(uri)
+    events = asset_events(uri)
     assert [(e[0], e[1], e[2]) for e in events] == [("wan_test_transfer", "transfer", dag_run.run_id)]
     assert events[0][3]["sha256"] == sha256(data) and events[0][3]["dashscope_task_id"] == task_id
 
@@ -777,7 +763,7 @@ def test_dag_with_the_generate_operator_passes_its_result(simulator, s3_client, 
     assert head["Metadata"]["wan-model"] == "wan2.6-t2v" and head["Metadata"]["wan-seed"] == "11"
     manifest = json.loads(s3_client.get_object(Bucket=bucket, Key=f"{key}.json")["Body"].read())
     assert manifest["request"]["prompt"].startswith("一只纸船") and manifest["model"] == "wan2.6-t2v"
-    assert _asset_events(uri)[0][:3] == ("wan_test_transfer_generate", "transfer", dag_run.run_id)
+    assert asset_events(uri)[0][:3] == ("wan_test_transfer_generate", "transfer", dag_run.run_id)
 
 
 def test_rendered_video_url_is_masked_before_it_is_stored():
