@@ -86,6 +86,8 @@ class ModelCapability:
     :param multi_shot: whether ``shot_type="multi"`` is supported.
     :param usage_shape: ``"v26"`` (duration/SR/size) or ``"legacy"`` (video_duration/video_ratio).
     :param returns_actual_prompt: whether a rewritten ``actual_prompt`` comes back when prompt_extend is on.
+    :param submit_rps: DashScope's task submissions per second for this model, per account (rate-limit page).
+    :param concurrency: tasks of this model DashScope processes at once per account; later ones wait PENDING.
     :param aliases: other spellings accepted for this model.
     """
 
@@ -99,6 +101,8 @@ class ModelCapability:
     multi_shot: bool
     usage_shape: Literal["v26", "legacy"]
     returns_actual_prompt: bool
+    submit_rps: float = 5.0
+    concurrency: int = 5
     aliases: tuple[str, ...] = ()
 
     @property
@@ -117,6 +121,8 @@ class ModelCapability:
 
 
 #: The capability table: one row per model (reference section 6). A new model is a new row.
+#: Account limits (``submit_rps``, ``concurrency``) are Alibaba's rate-limit page, per account and model: 5/5 for
+#: wan2.5-2.7, 2/2 for wan2.2-t2v-plus and wan2.1. The query API's 20 requests/s is per account, for all models.
 CAPABILITIES: tuple[ModelCapability, ...] = (
     ModelCapability(
         name="wan2.6-t2v",
@@ -165,6 +171,8 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         multi_shot=False,
         usage_shape="legacy",
         returns_actual_prompt=True,
+        submit_rps=2.0,
+        concurrency=2,
     ),
     ModelCapability(
         name="wanx2.1-t2v-turbo",
@@ -177,6 +185,8 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         multi_shot=False,
         usage_shape="legacy",
         returns_actual_prompt=True,
+        submit_rps=2.0,
+        concurrency=2,
         aliases=("wan2.1-t2v-turbo",),
     ),
     ModelCapability(
@@ -190,12 +200,16 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         multi_shot=False,
         usage_shape="legacy",
         returns_actual_prompt=True,
+        submit_rps=2.0,
+        concurrency=2,
         aliases=("wan2.1-t2v-plus",),
     ),
 )
 
 _BY_NAME: dict[str, ModelCapability] = {name: cap for cap in CAPABILITIES for name in (cap.name, *cap.aliases)}
 KNOWN_MODELS: tuple[str, ...] = tuple(_BY_NAME)
+#: DashScope's task query limit (GET /tasks/{id} and GET /tasks), per account, shared by every client.
+ACCOUNT_QUERY_QPS = 20.0
 DEFAULT_MODEL = "wan2.6-t2v"
 
 
