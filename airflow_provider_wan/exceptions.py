@@ -72,12 +72,31 @@ class WanTransportError(WanError):
 
 class WanAmbiguousSubmitError(WanTransportError):
     """
-    A submit was sent but its answer was lost, so DashScope may have created (and will bill) a task.
+    A submit was sent but its answer does not prove whether DashScope created (and will bill) a task.
 
-    Not retried automatically: a second POST could create a second billed task.
+    Raised for a lost answer (connection reset, read timeout), a 2xx without a readable task id, and a 4xx/5xx
+    without a DashScope error code (a gateway's page). Never retried automatically: a second POST could create a
+    second billed task. The hook first looks for the task with the list API; ``candidates`` holds what it found.
+
+    :param message: what happened and what to do.
+    :param candidates: tasks of the same model created around the send time (``task_id``, ``status``,
+        ``gmt_create``), any of which may be the one this submit created.
+    :param checked: whether the list API could be asked at all.
     """
 
     retryable = False
+
+    def __init__(self, message: str, *, candidates: list[dict[str, Any]] | None = None, checked: bool = False) -> None:
+        super().__init__(message)
+        self.candidates = list(candidates or [])
+        self.checked = checked
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_ambiguous, (self.message, self.candidates, self.checked))
+
+
+def _rebuild_ambiguous(message: str, candidates: list[dict[str, Any]], checked: bool) -> WanAmbiguousSubmitError:
+    return WanAmbiguousSubmitError(message, candidates=candidates, checked=checked)
 
 
 class WanAPIError(WanError):
@@ -264,12 +283,13 @@ ADVICE: dict[type[WanError], str] = {
     WanInvalidRequestError: "fix the parameters; retrying the same request fails the same way",
     WanNotFoundError: "check the model name and that the region offers it",
     WanThrottledError: "lower concurrency (an Airflow pool) or raise the account's rate limit",
-    WanServerError: "DashScope had an internal problem; a retry usually succeeds",
-    WanProtocolError: "check the connection's base URL points at a DashScope-compatible endpoint",
+    WanServerError: "DashScope (or a gateway in front of it) had an internal problem; a retry usually succeeds",
+    WanProtocolError: "check that the connection's base URL points at a DashScope-compatible endpoint",
     WanTaskExpiredError: "the video is gone after 24 hours; generate it again",
     WanTaskCanceledError: "the task was canceled; submit it again if the video is still needed",
     WanTimeoutError: "raise `timeout`, or keep waiting with WanTaskSensor on the same task id",
-    WanAmbiguousSubmitError: "look for the task in Model Studio before submitting again, or you may pay twice",
+    WanAmbiguousSubmitError: "adopt the task that was created (adopt_task_id=... on the operator, or a WanTaskSensor "
+    "on its id) or, once you are sure none was, clear the task to submit again; an automatic retry could pay twice",
 }
 
 

@@ -18,8 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_wan.exceptions import (
+    WanAmbiguousSubmitError,
     WanAPIError,
     WanProtocolError,
+    WanServerError,
     WanThrottledError,
     error_class_for,
 )
@@ -154,6 +156,10 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _body_snippet(response: HttpResponse) -> str:
+    return " ".join(response.content[:_SNIPPET].decode("utf-8", "replace").split())
+
+
 def read_json(response: HttpResponse) -> Any:
     """
     Decode a JSON body, or raise :class:`WanProtocolError` quoting what arrived instead.
@@ -184,6 +190,13 @@ def error_from_response(response: HttpResponse) -> WanAPIError:
     try:
         body = read_json(response)
     except WanProtocolError as err:
+        if response.status_code >= 500:
+            # A gateway's error page (502/503/504 HTML): the service or a proxy failed, not the base URL.
+            return WanServerError(
+                f"HTTP {response.status_code} from DashScope or a gateway in front of it, not JSON: "
+                f"{_body_snippet(response)!r}",
+                status_code=response.status_code,
+            )
         if response.status_code != 429:
             return err
         body = {}
@@ -249,6 +262,26 @@ class WanProtocol(ABC):
     @abstractmethod
     def parse_submit(self, response: HttpResponse) -> SubmitResult:
         """Read the submit's answer. :param response: the answer."""
+
+    def read_submit(self, response: HttpResponse) -> SubmitResult:
+        """
+        Read the submit's answer, telling a refusal that proves no task exists from an answer that does not.
+
+        Only an error carrying a service error ``code`` (JSON) proves the submit was refused. Everything else
+        (a 2xx without a readable task id, a gateway page, a 4xx/5xx without a code) may follow a task that was
+        created and will be billed: :class:`WanAmbiguousSubmitError`, which is never retried automatically.
+
+        :param response: the answer.
+        """
+        try:
+            return self.parse_submit(response)
+        except WanAPIError as err:
+            if err.code is not None and not isinstance(err, WanProtocolError):
+                raise
+            raise WanAmbiguousSubmitError(
+                f"the submit's answer does not say whether a task was created (HTTP {response.status_code}: "
+                f"{err.message}). DashScope may have created a task that will be billed"
+            ) from None
 
     @abstractmethod
     def get_task_request(self, task_id: str) -> HttpRequest:
@@ -383,6 +416,53 @@ def _parameters(request: WanVideoRequest) -> dict[str, Any]:
             params[key] = value
     params.update(request.extra_parameters)
     return params
+
+
+def dashscope_time(epoch: float) -> str:
+    """
+    Epoch seconds as the list API's ``yyyyMMddHHmmss`` in DashScope's zone (UTC+8).
+
+    :param epoch: the moment.
+    """
+    return datetime.fromtimestamp(epoch, tz=DASHSCOPE_TZ).strftime("%Y%m%d%H%M%S")
+
+
+#: Seconds added on both sides of the send time when looking for the task a lost submit answer may have created
+#: (the list API's times have second precision, and clocks drift).
+AMBIGUITY_MARGIN = 5.0
+#: Rows asked for per page, and pages read at most, when looking for such a task.
+AMBIGUITY_PAGE_SIZE = 100
+AMBIGUITY_MAX_PAGES = 5
+
+
+def candidate_filters(model: str, sent_at: float, answered_at: float, page_no: int = 1) -> dict[str, Any]:
+    """
+    The ``GET /tasks`` filters that find every task of ``model`` created while a submit was in flight.
+
+    :param model: the model the submit asked for.
+    :param sent_at: epoch seconds when the submit was sent.
+    :param answered_at: epoch seconds when its (unreadable or lost) answer came.
+    :param page_no: the page to read.
+    """
+    return {
+        "model_name": model,
+        "start_time": dashscope_time(sent_at - AMBIGUITY_MARGIN),
+        "end_time": dashscope_time(answered_at + AMBIGUITY_MARGIN),
+        "page_no": page_no,
+        "page_size": AMBIGUITY_PAGE_SIZE,
+    }
+
+
+def candidates_of(page: WanTaskPage) -> list[dict[str, Any]]:
+    """
+    The rows of a page as plain dicts for an error message and XCom-safe storage.
+
+    :param page: a page of ``GET /tasks``.
+    """
+    return [
+        {"task_id": row.task_id, "status": row.status, "model": row.model_name, "gmt_create": row.gmt_create}
+        for row in page.tasks
+    ]
 
 
 #: Unified relay statuses -> DashScope statuses (reference section 7.1).

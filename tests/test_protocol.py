@@ -9,6 +9,7 @@ import pytest
 
 from airflow_provider_wan.events import task_error
 from airflow_provider_wan.exceptions import (
+    WanAmbiguousSubmitError,
     WanAuthenticationError,
     WanContentModerationError,
     WanInvalidRequestError,
@@ -19,6 +20,7 @@ from airflow_provider_wan.exceptions import (
     WanTaskCanceledError,
     WanTaskExpiredError,
     WanThrottledError,
+    advice_for,
 )
 from airflow_provider_wan.models import TaskStatus, WanVideoRequest
 from airflow_provider_wan.protocol import (
@@ -124,7 +126,11 @@ def test_non_json_answers_are_protocol_errors_not_crashes():
     with pytest.raises(WanProtocolError, match=r"not JSON.*<html>"):
         native.parse_task(HttpResponse(200, {"content-type": "text/html"}, b"<html>gateway</html>"), "t")
     err = error_from_response(HttpResponse(502, {}, b"<html>bad gateway</html>"))
-    assert isinstance(err, WanProtocolError) and err.retryable
+    # A gateway's 5xx page is a server failure (retry helps), not a wrong base URL.
+    assert isinstance(err, WanServerError) and err.retryable and "HTTP 502" in str(err)
+    assert "base URL" not in (advice_for(err) or "")
+    wrong_url = error_from_response(HttpResponse(404, {}, b"<html>not found</html>"))
+    assert isinstance(wrong_url, WanProtocolError) and "base URL" in (advice_for(wrong_url) or "")
     throttled = error_from_response(HttpResponse(429, {"Retry-After": "3"}, b"slow down"))
     assert isinstance(throttled, WanThrottledError) and throttled.retry_after == 3
 
@@ -324,3 +330,58 @@ def test_get_protocol():
     assert isinstance(get_protocol("Unified"), UnifiedProtocol)
     with pytest.raises(ValueError, match="protocol='grpc' is unknown; allowed: dashscope, unified"):
         get_protocol("grpc")
+
+
+# --------------------------------------------------------------------------------------------- ambiguous submits
+
+SUBMIT_OK = {"output": {"task_id": "t-1", "task_status": "PENDING"}, "request_id": "r"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "why"),
+    [
+        (200, b"<html>proxy page</html>", "a 200 that is not JSON"),
+        (200, b'{"output": {"task_status": "PENDING"}', "a 200 cut mid-body"),
+        (200, json.dumps({"output": {"task_status": "PENDING"}, "request_id": "r"}).encode(), "no output.task_id"),
+        (200, json.dumps({"request_id": "r"}).encode(), "no output at all"),
+        (502, b"<html>502 Bad Gateway</html>", "a gateway page after forwarding"),
+        (504, b"", "an empty gateway timeout"),
+        (500, json.dumps({"message": "boom"}).encode(), "a 5xx JSON body without a code"),
+        (429, b"slow down", "a 429 without a DashScope code"),
+        (403, b"<html>WAF</html>", "a 4xx page without a code"),
+    ],
+)
+def test_submit_answers_that_do_not_prove_no_task_are_ambiguous(status, body, why):
+    for protocol in (native, unified):
+        with pytest.raises(WanAmbiguousSubmitError, match=rf"HTTP {status}") as err:
+            protocol.read_submit(HttpResponse(status, {"content-type": "text/html"}, body))
+        assert not err.value.retryable, why
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (429, "Throttling.RateQuota", WanThrottledError),
+        (500, "InternalError", WanServerError),
+        (400, "InvalidParameter", WanInvalidRequestError),
+        (401, "InvalidApiKey", WanAuthenticationError),
+        (200, "InvalidParameter", WanInvalidRequestError),  # the two-layer shape: HTTP 200 carrying an error code
+    ],
+)
+def test_submit_refusals_with_a_service_code_prove_no_task_was_created(status, code, cls):
+    with pytest.raises(cls):
+        native.read_submit(answer({"code": code, "message": "no", "request_id": "r"}, status))
+
+
+def test_a_readable_submit_answer_is_read():
+    assert native.read_submit(answer(SUBMIT_OK)).task_id == "t-1"
+
+
+def test_candidate_filters_cover_the_flight_in_dashscope_time():
+    from airflow_provider_wan.protocol import candidate_filters, dashscope_time
+
+    assert dashscope_time(0) == "19700101080000"  # UTC+8
+    filters = candidate_filters("wan2.6-t2v", 1_700_000_000.0, 1_700_000_030.0)
+    assert filters["model_name"] == "wan2.6-t2v"
+    assert filters["start_time"] == dashscope_time(1_700_000_000.0 - 5)
+    assert filters["end_time"] == dashscope_time(1_700_000_030.0 + 5)
