@@ -305,6 +305,15 @@ class WanVideoRequest(BaseModel):
             raise ValueError("prompt is empty; describe the video to generate")
         return value
 
+    @field_validator("duration", "seed", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would read True as 1: a flag passed where a number belongs is a mistake worth naming.
+        if isinstance(value, bool):
+            kind = "a number of seconds" if info.field_name == "duration" else "an integer"
+            raise ValueError(f"{info.field_name}={value!r} is a boolean; allowed: {kind}")
+        return value
+
     @field_validator("shot_type", mode="before")
     @classmethod
     def _shot_type_lower(cls, value: Any) -> Any:
@@ -411,13 +420,26 @@ class WanVideoRequest(BaseModel):
                 )
 
     def _check_size(self, cap: ModelCapability) -> None:
-        if self.size is not None and self.size not in cap.sizes:
-            tier = SIZE_TO_TIER.get(self.size)
-            why = f" ({tier} is not offered by {cap.name})" if tier else ""
-            raise ValueError(
-                f"size={self.size!r} is not allowed for model {self.model!r}{why}; "
-                f"allowed: {', '.join(cap.sizes)} ({'/'.join(cap.tiers)})"
+        if self.size is None or self.size in cap.sizes:
+            return
+        tier = SIZE_TO_TIER.get(self.size)
+        if self.resolution is not None or self.aspect_ratio is not None:
+            # The size was derived: name what the user passed, not a size they never typed.
+            given = ", ".join(
+                f"{name}={value!r}"
+                for name, value in (("resolution", self.resolution), ("aspect_ratio", self.aspect_ratio))
+                if value is not None
             )
+            ratios = sorted({r for t in cap.tiers for r in SIZE_TIERS[t]})
+            raise ValueError(
+                f"{given} (size {self.size}) is not offered by model {self.model!r}; allowed: resolution "
+                f"{' or '.join(cap.tiers)} with aspect_ratio {', '.join(ratios)}"
+            )
+        why = f" ({tier} is not offered by {cap.name})" if tier else ""
+        raise ValueError(
+            f"size={self.size!r} is not allowed for model {self.model!r}{why}; "
+            f"allowed: {', '.join(cap.sizes)} ({'/'.join(cap.tiers)})"
+        )
 
     def _check_duration(self, cap: ModelCapability) -> None:
         if self.duration is not None and self.duration not in cap.durations:
@@ -511,6 +533,9 @@ def _readable(err: ValidationError) -> str:
         message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "value_error" or not field:
             problems.append(message)
+        elif item["type"] == "missing":
+            what = "describe the video to generate" if field == "prompt" else "give a value"
+            problems.append(f"{field} is required (it was not given or is None); {what}")
         elif item["type"] == "extra_forbidden":
             problems.append(f"{field} is not a Wan request parameter; use extra_input or extra_parameters")
         else:

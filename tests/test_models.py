@@ -128,8 +128,22 @@ def test_resolution_errors_name_what_is_allowed():
         build(model="wan2.5-t2v-preview", resolution="480P", aspect_ratio="4:3")
     with pytest.raises(WanRequestValidationError, match=r"contradicts resolution"):
         build(size="1920*1080", resolution="720P")
-    with pytest.raises(WanRequestValidationError, match=r"is not allowed for model 'wan2.6-t2v' \(480P is not offered"):
+    with pytest.raises(WanRequestValidationError, match=r"resolution='480P' \(size 832\*480\) is not offered by model") as err:
         build(resolution="480P")
+    assert "size=" not in str(err.value)  # the user never passed a size: the message names what they did pass
+    assert "allowed: resolution 720P or 1080P" in str(err.value)
+
+
+def test_messages_name_the_parameter_and_the_value_passed():
+    with pytest.raises(WanRequestValidationError, match=r"duration=True is a boolean; allowed: a number of seconds"):
+        build(duration=True)
+    with pytest.raises(WanRequestValidationError, match=r"seed=False is a boolean; allowed: an integer"):
+        build(seed=False)
+    with pytest.raises(WanRequestValidationError) as err:
+        WanVideoRequest.build(prompt=None, size="1280*720", negative_prompt="blurry")
+    assert str(err.value) == (
+        "Invalid Wan video request: prompt is required (it was not given or is None); describe the video to generate"
+    )  # not a dump of the whole request
 
 
 @pytest.mark.parametrize("seed", [-1, 2_147_483_648, 10**12])
