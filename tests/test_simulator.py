@@ -656,11 +656,11 @@ def test_unified_failure_unknown_ids_and_errors(wan_simulator: WanSimulator) -> 
 
 
 def test_unified_tasks_queue_under_the_concurrency_cap(wan_simulator: WanSimulator) -> None:
-    wan_simulator.configure(max_concurrent_tasks=1, pending_seconds=5)
+    wan_simulator.configure(concurrency=1, pending_seconds=0, running_seconds=5)
     auth = {"Authorization": f"Bearer {KEY}"}
     body = {"model": "wan2.6-t2v", "prompt": "x"}
     ids = [httpx.post(wan_simulator.unified_url, json=body, headers=auth).json()["task_id"] for _ in range(2)]
-    assert [unified_get(wan_simulator, i).json()["status"] for i in ids] == ["SUBMITTED", "QUEUED"]
+    assert [unified_get(wan_simulator, i).json()["status"] for i in ids] == ["IN_PROGRESS", "QUEUED"]
 
 
 def test_protocols_can_be_served_alone(wan_simulator_factory: Factory) -> None:

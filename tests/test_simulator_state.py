@@ -49,27 +49,54 @@ def test_a_failed_scenario_ends_failed_with_the_documented_message() -> None:
     assert task.fail_message == "Input or output data may contain inappropriate content."
 
 
-def test_concurrency_cap_queues_tasks_in_order_and_starts_their_timers_at_the_slot() -> None:
-    state, clock = make_state(max_concurrent_tasks=1)
+def test_a_full_account_queues_tasks_in_order_and_runs_each_from_its_slot() -> None:
+    state, clock = make_state(concurrency=1)
     first, second = submit(state), submit(state)
-    clock.advance(3)
+    clock.advance(0.5)
+    second_view = state.view(second.task_id)
+    assert second_view is not None and not second_view.queued  # still in its own PENDING time
+    clock.advance(2.5)  # +3: first RUNNING since +1, second ready since +1 and waiting for the slot
     second_view = state.view(second.task_id)
     assert second_view is not None and second_view.queued and second_view.status == "PENDING"
-    clock.advance(2)  # first ended at +4; second got its slot then, so it is PENDING until +5
+    assert status(state, first) == "RUNNING"
+    clock.advance(2)  # first ended at +4; second took the slot then
     assert status(state, first) == "SUCCEEDED"
     assert second.slot_at == first.submitted_at + 4
     assert status(state, second) == "RUNNING"
     clock.advance(3)
     assert status(state, second) == "SUCCEEDED"
+    counters = state.counters()
+    assert counters["peak_processing"] == {"wan2.6-t2v": 1}
+    assert counters["queue_length"] == {"wan2.6-t2v": 0}
 
 
-def test_cancelling_a_slotted_pending_task_frees_its_slot_at_once() -> None:
-    state, clock = make_state(max_concurrent_tasks=1)
-    first, second = submit(state), submit(state)
-    clock.advance(0.5)
-    assert state.cancel(first.task_id)
-    assert status(state, first) == "CANCELED"
-    assert second.slot_at == first.submitted_at + 0.5
+def test_cancelling_a_queued_task_takes_it_out_of_the_queue() -> None:
+    state, clock = make_state(concurrency=1)
+    first, second, third = submit(state), submit(state), submit(state)
+    clock.advance(2)
+    assert state.counters()["queue_length"] == {"wan2.6-t2v": 2}
+    assert state.cancel(second.task_id)
+    assert status(state, second) == "CANCELED"
+    assert state.counters()["queue_length"] == {"wan2.6-t2v": 1}
+    clock.advance(3)
+    assert status(state, first) == "SUCCEEDED" and third.slot_at == first.submitted_at + 4
+
+
+def test_each_key_and_model_is_its_own_account_queue() -> None:
+    state, clock = make_state(pending_seconds=0)
+    six = [submit(state) for _ in range(6)]
+    other_key = state.create_task(
+        parse_native({"model": "wan2.6-t2v", "input": {"prompt": "x"}}, False), "dashscope", {}, "sk-b"
+    )
+    plus = [submit(state, model="wan2.2-t2v-plus") for _ in range(3)]
+    statuses = [status(state, task) for task in (*six, other_key, *plus)]
+    assert statuses == ["RUNNING"] * 5 + ["PENDING", "RUNNING", "RUNNING", "RUNNING", "PENDING"]
+    counters = state.counters()
+    assert counters["processing"] == {"wan2.6-t2v": 6, "wan2.2-t2v-plus": 2}
+    assert counters["peak_processing"] == {"wan2.6-t2v": 5, "wan2.2-t2v-plus": 2}
+    assert counters["queue_length"] == {"wan2.6-t2v": 1, "wan2.2-t2v-plus": 1}
+    clock.advance(3)
+    assert status(state, six[5]) == "RUNNING" and six[5].slot_at == six[0].submitted_at + 3
 
 
 def test_only_pending_tasks_can_be_cancelled() -> None:
@@ -94,8 +121,10 @@ def test_tasks_turn_unknown_after_their_ttl_and_disappear_from_lists() -> None:
 
 
 def test_video_link_expiry_is_whole_seconds_after_the_end() -> None:
-    state, _ = make_state(link_ttl_seconds=10)
+    state, clock = make_state(link_ttl_seconds=10)
     task = submit(state)
+    clock.advance(5)
+    assert status(state, task) == "SUCCEEDED"
     end = task.submitted_at + 4
     assert task.link_expires() == int(end + 10)
 

@@ -29,11 +29,11 @@ _FIELDS = {
     "api_key": "api_keys",
     "pending_seconds": "pending_seconds",
     "running_seconds": "running_seconds",
+    "time_scale": "time_scale",
     "task_ttl": "task_ttl_seconds",
     "link_ttl": "link_ttl_seconds",
     "submit_rps": "submit_rps",
-    "query_qps": "query_qps",
-    "max_concurrent_tasks": "max_concurrent_tasks",
+    "concurrency": "concurrency",
     "video_bytes": "video_bytes",
     "allow_unknown_models": "allow_unknown_models",
     "public_url": "public_url",
@@ -49,6 +49,15 @@ def _byte_count(value: str) -> int:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _model_limit(value: str) -> tuple[str, dict[str, str]]:
+    """``MODEL:concurrency=N,submit_rps=R`` (``*`` for every model) -> (model, fields)."""
+    model, sep, pairs = value.partition(":")
+    fields = dict(pair.split("=", 1) for pair in pairs.split(",") if "=" in pair)
+    if not sep or not model.strip() or not fields or len(fields) != len([p for p in pairs.split(",") if p.strip()]):
+        raise argparse.ArgumentTypeError(f"{value!r} is not MODEL:concurrency=N,submit_rps=R (MODEL may be '*')")
+    return model.strip(), {key.strip(): raw.strip() for key, raw in fields.items()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (flags mirror :class:`SimulatorConfig`)."""
     parser = argparse.ArgumentParser(
@@ -62,13 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prefix", help="native API prefix (default /api/v1; e.g. /qwen/api/v1)")
     add("--protocols", help="comma list of dashscope,unified (default both)")
     add("--api-key", action="append", help="accept only this key (repeatable; default: any non-empty key)")
-    add("--pending-seconds", type=float, help="seconds PENDING once a task has a slot (default 1)")
-    add("--running-seconds", type=float, help="seconds RUNNING (default 3)")
+    add("--pending-seconds", type=float, help="seconds PENDING before a task may take a slot (default: 2-10 s drawn)")
+    add("--running-seconds", type=float, help="seconds RUNNING (default: 60-300 s drawn, longer for bigger videos)")
+    add("--time-scale", type=float, help="factor on the drawn timings, e.g. 0.01 for 100x faster (default 1)")
     add("--task-ttl", type=float, help="seconds until a task answers UNKNOWN (default 86400)")
     add("--link-ttl", type=float, help="seconds a video link stays valid after the task ends (default 86400)")
-    add("--submit-rps", type=float, help="submissions per second before 429 (default unlimited)")
-    add("--query-qps", type=float, help="polls+lists per second before 429 (default unlimited; real: 20)")
-    add("--max-concurrent-tasks", type=int, help="tasks generating at once; others stay PENDING (default unlimited)")
+    add("--submit-rps", type=float, help="submissions/s per key, every model (default: the model's, 5 or 2)")
+    add(
+        "--concurrency",
+        "--max-concurrent-tasks",
+        type=int,
+        help="tasks RUNNING at once per key, every model; others wait PENDING (default: the model's, 5 or 2)",
+    )
+    add(
+        "--model-limit",
+        action="append",
+        type=_model_limit,
+        metavar="MODEL:concurrency=N,submit_rps=R",
+        help="raise or lower one model's account limits ('*' for every model; repeatable)",
+    )
+    add("--query-qps", type=float, help="polls+lists per second per key before 429 (default 20; 0: unlimited)")
     add("--video-bytes", type=_byte_count, help="serve synthetic videos of this size, e.g. 50M (default: sample MP4)")
     add("--allow-unknown-models", action="store_true", default=None, help="accept models outside the table")
     add("--public-url", help="root URL written into video links (default: the request's)")
@@ -89,6 +111,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         value = getattr(args, flag)
         if value is not None:
             settings[field] = value
+    if args.query_qps is not None:
+        settings["query_qps"] = args.query_qps or None
+    if args.model_limit:
+        limits = dict(settings.get("model_limits") or {})
+        for model, fields in args.model_limit:
+            limits[model] = {**limits.get(model, {}), **fields}
+        settings["model_limits"] = limits
     return SimulatorConfig.model_validate(settings)
 
 

@@ -1,6 +1,6 @@
 """The simulator's HTTP face: native DashScope routes, the unified relay routes and the video file route.
 
-Every API request runs one pipeline: guards (auth, rate limits), injected faults, the work, faults after.
+Every API request runs one pipeline: guards (auth, body, account limits), injected faults, the work, faults after.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_provider_wan import __version__
 from airflow_provider_wan.simulator.admin import admin_router
-from airflow_provider_wan.simulator.config import FaultSpec
+from airflow_provider_wan.simulator.config import DAY, FaultSpec
 from airflow_provider_wan.simulator.responses import VideoStreamResponse, dropped, pause, truncated
 from airflow_provider_wan.simulator.state import SimTask, SimulatorState, TaskView
 from airflow_provider_wan.simulator.validation import SubmitRequest, invalid, parse_native, parse_unified
@@ -57,6 +57,8 @@ class Call:
     :param api_key: the bearer key, once authenticated.
     :param marker_key: the submission's marker, once parsed.
     :param task: the task a video request resolved to.
+    :param body: the request body.
+    :param submission: the validated submission (submit routes).
     """
 
     route: str
@@ -65,6 +67,8 @@ class Call:
     api_key: str = ""
     marker_key: str | None = None
     task: SimTask | None = field(default=None, repr=False)
+    body: bytes = field(default=b"", repr=False)
+    submission: SubmitRequest | None = field(default=None, repr=False)
 
 
 def error_response(protocol: str, err: ApiError) -> Response:
@@ -131,7 +135,7 @@ class Pipeline:
         :param work: produces the normal answer.
         :param guards: checks that run before any fault (auth, limits, link checks).
         """
-        await request.body()
+        call.body = await request.body()
         self.state.count_request(call.route, call.protocol)
         try:
             for guard in guards:
@@ -180,6 +184,8 @@ class Pipeline:
             return dropped("video/mp4" if call.route == "video" else "application/json")
         if fault.kind == "html":
             return HTMLResponse(fault.body or GATEWAY_PAGE, status_code=status)
+        if fault.kind == "body":
+            return Response(fault.body or "", status_code=status, media_type=fault.content_type)
         if fault.kind == "redirect":
             return RedirectResponse(str(fault.location), status_code=status)
         return truncated(response) if response is not None else None
@@ -221,26 +227,47 @@ class Guards:
         if request.headers.get("x-dashscope-async", "").strip().lower() != "enable":
             raise ApiError(403, "AccessDenied", "current user api does not support synchronous calls")
 
-    def submit_rate(self, request: Request, call: Call) -> None:
+    def native_submission(self, request: Request, call: Call) -> None:
         """
-        Enforce ``submit_rps``.
+        Validate a native submit body (400/404 as the service answers).
 
         :param request: the request.
-        :param call: unused.
+        :param call: receives the submission.
         """
-        self._rate("submit")
+        body = json_body(request, call.body)
+        call.submission = parse_native(body, self.state.config.allow_unknown_models)
+
+    def unified_submission(self, request: Request, call: Call) -> None:
+        """
+        Validate a unified submit body.
+
+        :param request: the request.
+        :param call: receives the submission.
+        """
+        body = json_body(request, call.body)
+        call.submission = parse_unified(body, self.state.config.allow_unknown_models)
+
+    def submit_rate(self, request: Request, call: Call) -> None:
+        """
+        Enforce the model's submissions per second for this key (one key is one account): no task when refused.
+
+        :param request: the request.
+        :param call: the authenticated, validated submission.
+        """
+        assert call.submission is not None  # set by the submission guard
+        self._refuse(self.state.throttle_submit(call.api_key, call.submission.model))
 
     def query_rate(self, request: Request, call: Call) -> None:
         """
-        Enforce ``query_qps`` (polls and lists share it).
+        Enforce ``query_qps`` for this key, over polls and lists of both flavours.
 
         :param request: the request.
-        :param call: unused.
+        :param call: the authenticated query.
         """
-        self._rate("query")
+        self._refuse(self.state.throttle_query(call.api_key, call.route))
 
-    def _rate(self, limit: str) -> None:
-        wait = self.state.throttle(limit)
+    @staticmethod
+    def _refuse(wait: float | None) -> None:
         if wait is not None:
             raise ApiError(429, "Throttling.RateQuota", retry_after=wait)
 
@@ -290,14 +317,15 @@ class Routes:
         root = self.state.config.public_url or str(request.base_url).rstrip("/")
         return video_url(root, self.state.link_secret, task.task_id, task.link_expires() or 0)
 
-    async def create(self, request: Request, call: Call, submission: SubmitRequest) -> SimTask | Response:
+    async def create(self, request: Request, call: Call) -> SimTask | Response:
         """
         Create the task, unless a marker's submission fault refuses it first.
 
         :param request: the request.
-        :param call: records the marker.
-        :param submission: the validated request.
+        :param call: the validated submission; records the marker.
         """
+        submission = call.submission
+        assert submission is not None  # set by the submission guard
         marker = submission.marker
         if marker is not None:
             self.state.register_marker(marker)
@@ -310,8 +338,7 @@ class Routes:
 
     async def native_submit(self, request: Request, call: Call) -> Response:
         """``POST {prefix}/services/aigc/video-generation/video-synthesis``."""
-        submission = parse_native(json_body(request, await request.body()), self.state.config.allow_unknown_models)
-        task = await self.create(request, call, submission)
+        task = await self.create(request, call)
         if isinstance(task, Response):
             return task
         output = {"task_status": "PENDING", "task_id": task.task_id}
@@ -334,7 +361,9 @@ class Routes:
         """``GET {prefix}/tasks``: the flat paged list."""
         query = request.query_params
         page_no, page_size = _positive(query, "page_no", 1), _positive(query, "page_size", 10)
-        views = [v for v in self.state.list_views() if _listed(v, query, self.state.config.utc_offset_hours)]
+        offset = self.state.config.utc_offset_hours
+        _check_time_range(query, offset)
+        views = [v for v in self.state.list_views() if _listed(v, query, offset)]
         page = views[(page_no - 1) * page_size : page_no * page_size]
         return JSONResponse(
             {
@@ -349,8 +378,7 @@ class Routes:
 
     async def unified_submit(self, request: Request, call: Call) -> Response:
         """``POST /v2/videos/generations`` with a flat body."""
-        submission = parse_unified(json_body(request, await request.body()), self.state.config.allow_unknown_models)
-        task = await self.create(request, call, submission)
+        task = await self.create(request, call)
         return task if isinstance(task, Response) else JSONResponse({"task_id": task.task_id})
 
     async def unified_get(self, request: Request, call: Call) -> Response:
@@ -411,6 +439,18 @@ def _list_time(value: str, name: str, offset_hours: float) -> float:
     return int(value) / 1000 if len(value) >= 13 else float(value)
 
 
+def _check_time_range(query: Any, offset_hours: float) -> None:
+    """DashScope answers at most 24 hours of tasks per query: a wider or inverted window is refused."""
+    if not (query.get("start_time") and query.get("end_time")):
+        return
+    start = _list_time(query["start_time"], "start_time", offset_hours)
+    end = _list_time(query["end_time"], "end_time", offset_hours)
+    if end < start:
+        raise invalid(f"end_time must not be before start_time, got {query['start_time']}-{query['end_time']}")
+    if end - start > DAY:
+        raise invalid(f"The time range between start_time and end_time must be within 24 hours, got {end - start:g} s")
+
+
 def _listed(view: TaskView, query: Any, offset_hours: float) -> bool:
     task = view.task
     checks = (
@@ -432,9 +472,8 @@ def _native_router(routes: Routes) -> APIRouter:
     @router.post(SUBMIT_PATH)
     async def submit(request: Request) -> Response:
         call = Call("submit", "dashscope")
-        return await pipe.handle(
-            request, call, routes.native_submit, (guards.auth, guards.async_header, guards.submit_rate)
-        )
+        checks = (guards.auth, guards.async_header, guards.native_submission, guards.submit_rate)
+        return await pipe.handle(request, call, routes.native_submit, checks)
 
     @router.get("/tasks/{task_id}")
     async def get_task(request: Request, task_id: str) -> Response:
@@ -458,7 +497,8 @@ def _unified_router(routes: Routes) -> APIRouter:
     @router.post(UNIFIED_PATH)
     async def submit(request: Request) -> Response:
         call = Call("submit", "unified")
-        return await pipe.handle(request, call, routes.unified_submit, (guards.auth, guards.submit_rate))
+        checks = (guards.auth, guards.unified_submission, guards.submit_rate)
+        return await pipe.handle(request, call, routes.unified_submit, checks)
 
     @router.get(UNIFIED_PATH + "/{task_id}")
     async def get_task(request: Request, task_id: str) -> Response:

@@ -13,7 +13,9 @@ import pytest
 from airflow_provider_wan.simulator.config import SimulatorConfig
 from airflow_provider_wan.simulator.server import WanSimulator
 
-#: Fast lifecycles for tests: a task is PENDING 0.05 s, then RUNNING 0.1 s.
+#: Fast lifecycles for tests: a task is PENDING 0.05 s, then RUNNING 0.1 s. Account limits stay as DashScope's
+#: (per key and model: 5 or 2 submissions/s and tasks at once; 20 queries/s): a test must not pass only because
+#: a limit is off.
 TEST_SETTINGS: dict[str, Any] = {"pending_seconds": 0.05, "running_seconds": 0.1}
 
 
@@ -47,11 +49,15 @@ def wan_simulator(wan_simulator_session: WanSimulator) -> WanSimulator:
 
 @pytest.fixture
 def wan_simulator_factory() -> Iterator[Callable[..., WanSimulator]]:
-    """A factory for extra started simulators with their own settings (prefix, keys, ...); stopped after the test."""
+    """
+    A factory for extra started simulators with their own settings (prefix, keys, ...); stopped after the test.
+
+    ``make(config=None, **settings)``: without a config, the fast :data:`TEST_SETTINGS` apply under ``settings``.
+    """
     started: list[WanSimulator] = []
 
     def make(config: SimulatorConfig | None = None, **settings: Any) -> WanSimulator:
-        simulator = WanSimulator(config, **settings).start()
+        simulator = WanSimulator(config or SimulatorConfig(**TEST_SETTINGS), **settings).start()
         started.append(simulator)
         return simulator
 

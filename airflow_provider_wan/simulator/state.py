@@ -1,4 +1,4 @@
-"""The simulator's thread-safe state: task store, lifecycle, rate limits, concurrency cap, faults, counters.
+"""The simulator's thread-safe state: task store, lifecycle, account limits, faults, counters.
 
 No HTTP here; time comes from an injectable clock, so lifecycles can be tested without sleeping.
 """
@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import random
 import secrets
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_provider_wan.models import get_capability
 from airflow_provider_wan.simulator.config import (
     DEFAULT_FAIL_CODE,
     ROUTES,
@@ -26,11 +26,14 @@ from airflow_provider_wan.simulator.config import (
     SimulatorConfig,
     TaskScenario,
 )
+from airflow_provider_wan.simulator.limits import ProcessingQueue, RateWindow, realistic_pending, realistic_running
 from airflow_provider_wan.simulator.scenario import Marker
 from airflow_provider_wan.simulator.validation import SubmitRequest
 from airflow_provider_wan.simulator.wire import message_for
 
-ANSWER_KINDS: frozenset[FaultKind] = frozenset({"error", "drop", "latency", "html", "truncate", "redirect"})
+ANSWER_KINDS: frozenset[FaultKind] = frozenset({"error", "drop", "latency", "html", "truncate", "redirect", "body"})
+#: The routes whose 429s are counted apart (``throttled_per_route``).
+THROTTLED_ROUTES = ("submit", "get", "list")
 COUNTER_KEYS = (
     "submissions",
     "tasks_created",
@@ -90,34 +93,6 @@ class ManualClock:
             return self._now
 
 
-class RateWindow:
-    """
-    A sliding one-second window: at most ``rate`` events per second (a fractional rate spreads one event).
-
-    :param rate: events per second.
-    """
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.capacity = max(1, int(rate))
-        self.window = self.capacity / rate
-        self._stamps: deque[float] = deque()
-
-    def acquire(self, now: float) -> float | None:
-        """
-        Take a place in the window.
-
-        :param now: the current time.
-        :return: None when allowed, else the seconds until a place frees.
-        """
-        while self._stamps and self._stamps[0] <= now - self.window:
-            self._stamps.popleft()
-        if len(self._stamps) < self.capacity:
-            self._stamps.append(now)
-            return None
-        return self._stamps[0] + self.window - now
-
-
 @dataclass
 class SimTask:
     """
@@ -132,7 +107,8 @@ class SimTask:
     :param region: the region shown in lists.
     :param submit_request_id: the request id of the submit answer.
     :param submitted_at: epoch seconds of submission.
-    :param slot_at: when it got a concurrency slot (its lifecycle timers start there).
+    :param queue_key: the processing queue it waits in: (API key id, model), one account's model.
+    :param slot_at: when it took a processing slot: RUNNING from there.
     :param canceled_at: when it was canceled.
     """
 
@@ -145,6 +121,7 @@ class SimTask:
     region: str
     submit_request_id: str
     submitted_at: float
+    queue_key: tuple[str, str] = ("", "")
     slot_at: float | None = None
     canceled_at: float | None = None
 
@@ -195,7 +172,7 @@ class SimTask:
 
     @property
     def pending(self) -> float:
-        """Seconds PENDING once slotted."""
+        """Seconds PENDING before the task may take a slot."""
         return self.scenario.pending or 0.0
 
     @property
@@ -204,11 +181,19 @@ class SimTask:
         return self.scenario.running or 0.0
 
     @property
+    def ready_at(self) -> float:
+        """When the task may take a processing slot (it waits PENDING in its queue from there)."""
+        return self.submitted_at + self.pending
+
+    @property
     def release_at(self) -> float | None:
-        """When the task gives its concurrency slot back (None while queued without one)."""
-        if self.canceled_at is not None:
-            return self.canceled_at
-        return None if self.slot_at is None else self.slot_at + self.pending + self.running
+        """When the task gives its processing slot back (None while it has none)."""
+        return None if self.slot_at is None else self.slot_at + self.running
+
+    @property
+    def ended_at(self) -> float | None:
+        """When the task reached its terminal status (canceled or done), if it has."""
+        return self.canceled_at if self.canceled_at is not None else self.release_at
 
     def expired(self, now: float) -> bool:
         """
@@ -220,7 +205,7 @@ class SimTask:
 
     def link_expires(self) -> int | None:
         """The ``Expires`` epoch second of the video link (None until the task ended)."""
-        end = self.release_at
+        end = self.ended_at
         return None if end is None else int(end + (self.scenario.link_ttl or 0.0))
 
 
@@ -233,7 +218,7 @@ class TaskView:
     :param status: PENDING, RUNNING, SUCCEEDED, FAILED or CANCELED.
     :param scheduled_at: when RUNNING began.
     :param ended_at: when the task reached its terminal status.
-    :param queued: PENDING without a concurrency slot.
+    :param queued: PENDING and waiting for a processing slot (the account's concurrency for the model is used up).
     :param progress: 0..100.
     """
 
@@ -255,10 +240,8 @@ def view_of(task: SimTask, now: float) -> TaskView:
     if task.canceled_at is not None:
         return TaskView(task, "CANCELED", None, task.canceled_at, False, 100)
     if task.slot_at is None:
-        return TaskView(task, "PENDING", None, None, True, 0)
-    started = task.slot_at + task.pending
-    if now < started:
-        return TaskView(task, "PENDING", None, None, False, 0)
+        return TaskView(task, "PENDING", None, None, now >= task.ready_at, 0)
+    started = task.slot_at
     ended = started + task.running
     if now < ended:
         progress = min(99, max(1, int(100 * (now - started) / task.running))) if task.running else 99
@@ -321,6 +304,7 @@ class _Stats:
     per_route: Counter[str] = field(default_factory=Counter)
     per_protocol: Counter[str] = field(default_factory=Counter)
     per_status: Counter[str] = field(default_factory=Counter)
+    throttled_per_route: Counter[str] = field(default_factory=Counter)
 
 
 class SimulatorState:
@@ -348,13 +332,12 @@ class SimulatorState:
         self._seen_markers: set[str] = set()
         self._stats = _Stats()
         self._rng = random.Random(config.random_seed)
-        self._limits = {"submit": self._window(config.submit_rps), "query": self._window(config.query_qps)}
+        self._timing_rng = _timing_random(config.random_seed)
+        self._queues: dict[tuple[str, str], ProcessingQueue] = {}
+        self._windows: dict[tuple[str, str], RateWindow] = {}
+        self._next_purge = 0.0
         for spec in config.faults:
             self._faults.append(self._activate(spec))
-
-    @staticmethod
-    def _window(rate: float | None) -> RateWindow | None:
-        return RateWindow(rate) if rate else None
 
     def _activate(self, spec: FaultSpec, marker_key: str | None = None) -> ActiveFault:
         return ActiveFault(f"f{next(self._ids)}", spec, spec.count, marker_key)
@@ -381,15 +364,12 @@ class SimulatorState:
         """
         with self._lock:
             new = self._config.updated(changes)
-            if new.submit_rps != self._config.submit_rps:
-                self._limits["submit"] = self._window(new.submit_rps)
-            if new.query_qps != self._config.query_qps:
-                self._limits["query"] = self._window(new.query_qps)
             if "faults" in changes:
                 kept = [fault for fault in self._faults if fault.spec.task_id or fault.marker_key]
                 self._faults = kept + [self._activate(spec) for spec in new.faults]
             if "random_seed" in changes:
                 self._rng = random.Random(new.random_seed)
+                self._timing_rng = _timing_random(new.random_seed)
             self._config = new
             return new
 
@@ -430,7 +410,10 @@ class SimulatorState:
                 self._stats.totals["errors"] += 1
 
     def counters(self) -> dict[str, Any]:
-        """Every counter, plus the number of live tasks per status."""
+        """
+        Every counter, the live tasks per status, and per model: ``queue_length`` (PENDING now),
+        ``processing`` (RUNNING now) and ``peak_processing`` (the most RUNNING at once for one API key).
+        """
         with self._lock:
             now = self._schedule()
             stats = self._stats
@@ -438,25 +421,56 @@ class SimulatorState:
             snapshot["per_route"] = {route: stats.per_route[route] for route in ROUTES}
             snapshot["per_protocol"] = dict(stats.per_protocol)
             snapshot["per_status"] = dict(stats.per_status)
+            snapshot["throttled_per_route"] = {route: stats.throttled_per_route[route] for route in THROTTLED_ROUTES}
             live = (view_of(task, now).status for task in self._tasks.values() if not task.expired(now))
             snapshot["tasks_by_status"] = dict(Counter(live))
+            queue_length: Counter[str] = Counter()
+            processing: Counter[str] = Counter()
+            peak: dict[str, int] = {}
+            for (_, model), queue in self._queues.items():
+                queue_length[model] += len(queue.waiting)
+                processing[model] += queue.processing(now)
+                peak[model] = max(peak.get(model, 0), queue.peak)
+            snapshot["queue_length"] = {model: queue_length[model] for model in peak}
+            snapshot["processing"] = {model: processing[model] for model in peak}
+            snapshot["peak_processing"] = peak
             return snapshot
 
     # limits -------------------------------------------------------------------------------------
 
-    def throttle(self, limit: str) -> float | None:
+    def throttle_submit(self, api_key: str, model: str) -> float | None:
         """
-        Take a place in a rate limit; counts ``throttled`` when refused.
+        Take a place in the submission rate of one account (API key) and model; counts a refusal.
 
-        :param limit: ``submit`` or ``query``.
+        :param api_key: the submitting key.
+        :param model: the model as submitted.
         :return: None when allowed, else seconds until a retry can pass.
         """
         with self._lock:
-            window = self._limits[limit]
-            wait = window.acquire(self.clock.now()) if window else None
-            if wait is not None:
-                self._stats.totals["throttled"] += 1
-            return wait
+            key = api_key_id(api_key) + "/" + _queue_model(model)
+            return self._acquire(("submit", key), self._config.limits_for(model).submit_rps, "submit")
+
+    def throttle_query(self, api_key: str, route: str) -> float | None:
+        """
+        Take a place in the query rate of one account (API key), shared by polls and lists; counts a refusal.
+
+        :param api_key: the querying key.
+        :param route: ``get`` or ``list`` (for ``throttled_per_route``).
+        :return: None when allowed, else seconds until a retry can pass.
+        """
+        with self._lock:
+            rate = self._config.query_qps
+            return None if rate is None else self._acquire(("query", api_key_id(api_key)), rate, route)
+
+    def _acquire(self, key: tuple[str, str], rate: float, route: str) -> float | None:
+        window = self._windows.get(key)
+        if window is None or window.rate != rate:
+            window = self._windows[key] = RateWindow(rate)
+        wait = window.acquire(self.clock.now())
+        if wait is not None:
+            self._stats.totals["throttled"] += 1
+            self._stats.throttled_per_route[route] += 1
+        return wait
 
     # faults -------------------------------------------------------------------------------------
 
@@ -566,18 +580,21 @@ class SimulatorState:
             config = self._config
             task_id = str(uuid.uuid4())
             scenario = self._scenario(request, protocol, task_id)
+            key_id = api_key_id(api_key)
             task = SimTask(
                 task_id=task_id,
                 request=request,
                 scenario=scenario,
                 protocol=protocol,
                 headers=headers,
-                api_key_id=api_key_id(api_key),
+                api_key_id=key_id,
                 region=config.region,
                 submit_request_id=str(uuid.uuid4()),
                 submitted_at=self.clock.now(),
+                queue_key=(key_id, _queue_model(request.model)),
             )
             self._tasks[task_id] = task
+            self._queues.setdefault(task.queue_key, ProcessingQueue()).add(task)
             self._stats.totals["tasks_created"] += 1
             for spec in request.marker.task_faults if request.marker else ():
                 self._faults.append(self._activate(spec.model_copy(update={"task_id": task_id})))
@@ -586,10 +603,13 @@ class SimulatorState:
 
     def _scenario(self, request: SubmitRequest, protocol: str, task_id: str) -> TaskScenario:
         config = self._config
+        # Draw both for every task, so a seed gives the same timings whatever the settings and markers say.
+        drawn_pending = realistic_pending(self._timing_rng) * config.time_scale
+        drawn_running = realistic_running(self._timing_rng, request.size, request.duration) * config.time_scale
         scenario = TaskScenario(
             outcome="SUCCEEDED",
-            pending=config.pending_seconds,
-            running=config.running_seconds,
+            pending=drawn_pending if config.pending_seconds is None else config.pending_seconds,
+            running=drawn_running if config.running_seconds is None else config.running_seconds,
             video_bytes=config.video_bytes,
             link_ttl=config.link_ttl_seconds,
             task_ttl=config.task_ttl_seconds,
@@ -611,6 +631,9 @@ class SimulatorState:
             task = self._tasks.get(task_id)
             if task is not None:
                 task.scenario = task.scenario.merged(changes)
+                queue = self._queues.get(task.queue_key)
+                if queue is not None and task.slot_at is None:
+                    queue.reorder()
             return task
 
     def view(self, task_id: str) -> TaskView | None:
@@ -637,8 +660,10 @@ class SimulatorState:
             if task is None or task.expired(now) or view_of(task, now).status != "PENDING":
                 return False
             task.canceled_at = now
+            queue = self._queues.get(task.queue_key)
+            if queue is not None:
+                queue.remove(task)
             self._stats.totals["tasks_canceled"] += 1
-            self._schedule()
             return True
 
     def succeeded_task(self, task_id: str) -> SimTask | None:
@@ -684,42 +709,31 @@ class SimulatorState:
     # scheduling ---------------------------------------------------------------------------------
 
     def _schedule(self) -> float:
-        """Give concurrency slots to queued tasks, in submission order, as of now; drop long-dead tasks."""
+        """Hand out processing slots, per account and model, in order, as of now; drop long-dead tasks."""
         now = self.clock.now()
-        self._purge(now)
-        waiting = [t for t in self._tasks.values() if t.slot_at is None and t.canceled_at is None]
-        cap = self._config.max_concurrent_tasks
-        if cap is None:
-            for task in waiting:
-                task.slot_at = task.submitted_at
-            return now
-        holders = [t for t in self._tasks.values() if t.slot_at is not None]
-        floor = max((t.slot_at for t in holders if t.slot_at is not None), default=0.0)
-        for task in waiting:
-            slot = _first_free_slot(holders, max(task.submitted_at, floor), now, cap)
-            if slot is None:
-                break
-            task.slot_at = floor = slot
-            holders.append(task)
+        if now >= self._next_purge:
+            self._purge(now)
+            self._next_purge = now + 1.0
+        for (_, model), queue in self._queues.items():
+            if queue.waiting:
+                queue.fill(self._config.limits_for(model).concurrency, now)
         return now
 
     def _purge(self, now: float) -> None:
         def dead(task: SimTask) -> bool:
-            link = task.link_expires()
-            return task.expired(now) and (link is None or now > link) and (task.release_at or 0) < now
+            link, ended = task.link_expires(), task.ended_at
+            return task.expired(now) and (link is None or now > link) and ended is not None and ended < now
 
         for task_id in [task_id for task_id, task in self._tasks.items() if dead(task)]:
             del self._tasks[task_id]
 
 
-def _first_free_slot(holders: list[SimTask], start: float, now: float, cap: int) -> float | None:
-    """The earliest moment in [start, now] when fewer than ``cap`` holders are active, or None."""
-    active = [t for t in holders if (t.release_at or math.inf) > start]
-    moments = sorted({start, *(t.release_at for t in active if t.release_at is not None and t.release_at <= now)})
-    for moment in moments:
-        if moment > now:
-            break
-        busy = sum(1 for t in active if (t.slot_at or 0) <= moment < (t.release_at or math.inf))
-        if busy < cap:
-            return moment
-    return None
+def _queue_model(model: str) -> str:
+    """The model a limit applies to: the canonical name of a known model (aliases share a queue)."""
+    cap = get_capability(model)
+    return cap.name if cap else model.strip()
+
+
+def _timing_random(seed: int | None) -> random.Random:
+    """The random source of the timing draws, apart from the faults' so one does not shift the other."""
+    return random.Random(None if seed is None else f"timing:{seed}")
