@@ -35,17 +35,16 @@ PROTOCOL_NAMES = ("dashscope", "unified")
 #: Hosts the transfer operator downloads videos from by default (DashScope's OSS result buckets).
 DEFAULT_DOWNLOAD_HOSTS = ("*.aliyuncs.com",)
 
-#: Extra fields of the connection: name -> (label, JSON schema, description). Feeds the 3.2+ UI form.
+#: Extra fields of the connection form: name -> (label, JSON schema, description). Feeds the 3.2+ form
+#: (``conn-fields``) and the 3.1 form (:func:`form_fields`). The base URL is the standard host field
+#: (:data:`UI_FIELD_BEHAVIOUR`), so the form shows one Base URL input; the older ``base_url`` extra is still read
+#: from the extra JSON (and wins over the host, as it always did) but is not offered as a second input.
 CONNECTION_EXTRAS: dict[str, tuple[str, dict[str, Any], str]] = {
     "region": (
         "Region",
         {"type": ["string", "null"], "enum": [*REGIONS, None], "default": DEFAULT_REGION},
-        "singapore (dashscope-intl), beijing (dashscope) or virginia (dashscope-us). Key, model and region must match.",
-    ),
-    "base_url": (
-        "Base URL",
-        {"type": ["string", "null"]},
-        "Overrides the region, e.g. a gateway https://gw.example.com/qwen/api/v1 or the simulator.",
+        "singapore (dashscope-intl), beijing (dashscope) or virginia (dashscope-us). Key, model and region must match. "
+        "A Base URL overrides it.",
     ),
     "workspace": (
         "Workspace ID",
@@ -93,6 +92,46 @@ def _default(name: str) -> Any:
 
 
 @dataclass(frozen=True)
+class FormField:
+    """
+    One extra as an input of the Airflow 3.1 connection form.
+
+    That form knows only string, integer, password and boolean inputs (its API server mocks wtforms), so
+    fractional numbers and lists are strings there; the hook reads ``"2.5"`` and ``"a.com, b.com"`` alike.
+
+    :param name: the key in the connection's extra JSON.
+    :param kind: ``string`` or ``integer``.
+    :param label: the input's label.
+    :param description: the help text under it.
+    :param default: the value a new connection starts with.
+    :param choices: the allowed values, or None for free text.
+    """
+
+    name: str
+    kind: str
+    label: str
+    description: str
+    default: str | int | None = None
+    choices: tuple[str, ...] | None = None
+
+
+def form_fields() -> list[FormField]:
+    """The connection extras (:data:`CONNECTION_EXTRAS`) as Airflow 3.1 form inputs, in form order."""
+    fields = []
+    for name, (label, schema, description) in CONNECTION_EXTRAS.items():
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        default = schema.get("default")
+        choices = tuple(str(c) for c in schema.get("enum", ()) if c is not None) or None
+        if "integer" in types:
+            fields.append(FormField(name, "integer", label, description, default))
+            continue
+        if "array" in types:
+            description = f"{description} Comma-separated.".strip()
+        fields.append(FormField(name, "string", label, description, None if default is None else str(default), choices))
+    return fields
+
+
+@dataclass(frozen=True)
 class WanConnectionSettings:
     """
     Everything the hook needs from a connection, resolved and checked.
@@ -131,8 +170,17 @@ class WanConnectionSettings:
 
     @property
     def base_host(self) -> str:
-        """The host name of the base URL."""
-        return urlsplit(self.base_url).hostname or ""
+        """
+        The base URL's host as a download-host pattern: ``host`` on the scheme's default port, else ``host:port``.
+
+        The port matters: a pattern without one allows only the default port, so the simulator's
+        ``127.0.0.1:<port>`` does not open every other service on loopback.
+        """
+        parts = urlsplit(self.base_url)
+        host = (parts.hostname or "").lower()
+        host = f"[{host}]" if ":" in host else host
+        default = 443 if parts.scheme == "https" else 80
+        return f"{host}:{parts.port}" if host and parts.port and parts.port != default else host
 
     def cache_key(self) -> tuple[Any, ...]:
         """A hashable identity for sharing clients: same endpoint, key and limits share one client."""

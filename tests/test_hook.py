@@ -430,7 +430,8 @@ def test_provider_info_declares_the_ui_form():
     info = get_provider_info()
     conn = info["connection-types"][0]
     assert conn["connection-type"] == "dashscope" and conn["hook-class-name"].endswith("WanHook")
-    assert {"region", "base_url", "workspace", "protocol"} <= set(conn["conn-fields"])
+    assert {"region", "workspace", "protocol"} <= set(conn["conn-fields"])
+    assert "base_url" not in conn["conn-fields"]  # the host field is the form's one Base URL
     assert conn["ui-field-behaviour"]["relabeling"]["password"] == "API Key"
     assert WanHook.get_ui_field_behaviour()["relabeling"]["password"] == "API Key"
     for key in ("hooks", "operators", "sensors", "triggers", "transfers", "versions", "package-name"):

@@ -33,7 +33,7 @@ from airflow_provider_wan.protocol import (
     WanTaskPage,
     get_protocol,
 )
-from airflow_provider_wan.settings import UI_FIELD_BEHAVIOUR, WanConnectionSettings
+from airflow_provider_wan.settings import UI_FIELD_BEHAVIOUR, WanConnectionSettings, form_fields
 
 T = TypeVar("T")
 
@@ -128,6 +128,34 @@ class WanHook(BaseHook):
             "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
             "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
         }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """
+        The connection's extras as inputs of the Airflow 3.1 form (3.2+ renders ``conn-fields`` instead).
+
+        Built from the same table as ``conn-fields`` (:func:`~airflow_provider_wan.settings.form_fields`).
+        wtforms and flask_appbuilder are imported only here: Airflow 3.1's API server provides stand-ins for them;
+        elsewhere, without them installed, there is no form to build and this returns no inputs.
+        """
+        try:
+            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+            from wtforms import IntegerField, StringField
+            from wtforms.validators import Optional, any_of
+        except ImportError:
+            return {}
+        widgets: dict[str, Any] = {}
+        for spec in form_fields():
+            validators = [Optional()] + ([any_of(list(spec.choices))] if spec.choices else [])
+            field_class = IntegerField if spec.kind == "integer" else StringField
+            widgets[spec.name] = field_class(
+                spec.label,
+                validators=validators,
+                description=spec.description,
+                default=spec.default,
+                widget=BS3TextFieldWidget(),
+            )
+        return widgets
 
     # ----------------------------------------------------------------------------------------- settings
 
