@@ -170,7 +170,7 @@ def realistic_pending(rng: random.Random) -> float:
 def realistic_running(rng: random.Random, size: str, duration: int) -> float:
     """
     Seconds RUNNING, drawn over :data:`REALISTIC_RUNNING`: a triangular law whose peak moves from 60 s towards
-    300 s with the video's work (seconds x pixels; 10 s of 1080P peaks at 300 s, 5 s of 720P near 110 s).
+    300 s with the video's work (seconds x pixels): 10 s of 1080P average about 220 s, 5 s of 480P about 150 s.
 
     :param rng: the timing random source.
     :param size: the video's ``W*H``.
