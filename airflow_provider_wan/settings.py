@@ -31,6 +31,13 @@ REGION_ALIASES: dict[str, str] = {
     "us-east-1": "virginia",
 }
 DEFAULT_REGION = "singapore"
+#: Region -> its Model Studio console page where a user sees their model calls (model monitoring; DashScope has
+#: no page per task). Alibaba Cloud's docs link these pages per region; Beijing lives on the China site.
+REGION_CONSOLES: dict[str, str] = {
+    "singapore": "https://modelstudio.console.alibabacloud.com/ap-southeast-1?tab=dashboard#/model-telemetry",
+    "beijing": "https://bailian.console.aliyun.com/cn-beijing?tab=model#/model-telemetry",
+    "virginia": "https://modelstudio.console.alibabacloud.com/us-east-1?tab=dashboard#/model-telemetry",
+}
 PROTOCOL_NAMES = ("dashscope", "unified")
 #: Hosts the transfer operator downloads videos from by default (DashScope's OSS result buckets).
 DEFAULT_DOWNLOAD_HOSTS = ("*.aliyuncs.com",)

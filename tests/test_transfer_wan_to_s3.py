@@ -80,6 +80,18 @@ def open_uploads(s3_client: Any, bucket: str) -> list[dict[str, Any]]:
     return list(s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
 
 
+def recorded(s3_client: Any, bucket: str, key: str) -> dict[str, str]:
+    """What the transfer recorded of the object: its tags (wan-sha256, wan-size-bytes); streamed videos have no
+    sha256 in their metadata, which is fixed before the upload starts."""
+    return {t["Key"]: t["Value"] for t in s3_client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+
+
+def composite_sha256(data_parts: list[bytes]) -> str:
+    """S3's composite checksum of a multipart upload: SHA-256 of the parts' SHA-256 digests (base64)."""
+    digests = b"".join(hashlib.sha256(part).digest() for part in data_parts)
+    return base64.b64encode(hashlib.sha256(digests).digest()).decode()
+
+
 def transfer(task_id: str | None, bucket: str, **kwargs: Any) -> WanVideoToS3Operator:
     kwargs.setdefault("s3_key", f"videos/{task_id}.mp4")
     return WanVideoToS3Operator(task_id="transfer", dashscope_task_id=task_id, s3_bucket=bucket, **kwargs)
@@ -324,12 +336,14 @@ def test_large_video_goes_multipart_with_verified_parts(simulator, s3_client, bu
     key = f"videos/{task_id}.mp4"
     expected = synthetic_video_sha256(size)
     head = s3_client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    assert head["ContentLength"] == size and head["Metadata"]["wan-sha256"] == expected
-    assert base64.b64decode(head["ChecksumSHA256"]).hex() == expected
-    digest = hashlib.sha256()
-    for piece in s3_client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(MIB):
+    assert head["ContentLength"] == size and recorded(s3_client, bucket, key)["wan-sha256"] == expected
+    digest, parts = hashlib.sha256(), []
+    for piece in s3_client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(5 * MIB):
         digest.update(piece)
+        parts.append(piece)
     assert digest.hexdigest() == expected
+    # S3 verified a SHA-256 of every part: its composite checksum is the one of the downloaded bytes' parts
+    assert head["ChecksumSHA256"].split("-")[0] == composite_sha256(parts) and len(parts) == 4
     assert ti.xcoms["sha256"] == expected and ti.xcoms["size_bytes"] == size
     assert "manifest_uri" not in ti.xcoms and keys(s3_client, bucket) == [key]
     assert open_uploads(s3_client, bucket) == []
@@ -384,7 +398,7 @@ def test_peak_memory_does_not_grow_with_the_video(simulator, s3_client, bucket, 
         results[size] = _measure(task_id, bucket)
         head = s3_client.head_object(Bucket=bucket, Key=f"{task_id}.mp4")
         assert head["ContentLength"] == size
-        assert head["Metadata"]["wan-sha256"] == synthetic_video_sha256(size)
+        assert recorded(s3_client, bucket, f"{task_id}.mp4")["wan-sha256"] == synthetic_video_sha256(size)
     growth = (results[large]["peak_kib"] - results[small]["peak_kib"]) * 1024
     summary = {f"{size // MIB}MiB_peak_rss_MiB": round(r["peak_kib"] / 1024, 1) for size, r in results.items()}
     summary["growth_MiB"] = round(growth / MIB, 1)
@@ -427,7 +441,7 @@ def test_body_without_ftyp_is_refused_before_upload(web, s3_client, bucket):
         task_id="transfer",
         video_url=f"http://127.0.0.1:{web.server_address[1]}/x.mp4?Signature=s3cr3tsig",
         s3_bucket=bucket,
-        allowed_hosts=["127.0.0.1"],
+        allowed_hosts=[f"127.0.0.1:{web.server_address[1]}"],
         chunk_size=5 * MIB,
     )
     with pytest.raises(AirflowFailException, match="not an MP4"):
@@ -455,7 +469,8 @@ def test_store_without_sha256_checksums_still_works(simulator, s3_client, bucket
     _, ti, _ = run_op(transfer(task_id, bucket, aws_conn_id="aws_flaky", chunk_size=5 * MIB))
     head = s3_client.head_object(Bucket=bucket, Key=f"videos/{task_id}.mp4")
     assert head["ContentLength"] == size
-    assert head["Metadata"]["wan-sha256"] == synthetic_video_sha256(size) == ti.xcoms["sha256"]
+    assert recorded(s3_client, bucket, f"videos/{task_id}.mp4")["wan-sha256"] == synthetic_video_sha256(size)
+    assert synthetic_video_sha256(size) == ti.xcoms["sha256"]
 
 
 def test_failed_attempt_leaves_the_existing_object_untouched(simulator, s3_client, bucket):
@@ -589,7 +604,7 @@ def test_allowed_redirects_are_followed_and_checked(simulator, web, s3_client, b
         video_url=f"http://localhost:{web.server_address[1]}/start.mp4",
         dashscope_task_id=task_id,
         s3_bucket=bucket,
-        allowed_hosts=["localhost", "127.0.0.1"],
+        allowed_hosts=[f"localhost:{web.server_address[1]}", f"127.0.0.1:{urlsplit(link).port}"],
     )
     uri, _, _ = run_op(op)
     assert web.hits == ["/start.mp4", "/hop.mp4"]
@@ -600,7 +615,7 @@ def test_allowed_redirects_are_followed_and_checked(simulator, web, s3_client, b
         task_id="transfer",
         video_url=f"http://localhost:{web.server_address[1]}/loop.mp4",
         s3_bucket=bucket,
-        allowed_hosts=["localhost"],
+        allowed_hosts=[f"localhost:{web.server_address[1]}"],
     )
     with pytest.raises(AirflowFailException, match="more than 5 redirects"):
         run_op(loop)
@@ -618,10 +633,13 @@ def test_plain_http_to_a_remote_host_is_refused(bucket):
 
 
 def test_url_policy_rules():
-    policy = UrlPolicy(("*.aliyuncs.com", "127.0.0.1"))
+    policy = UrlPolicy(("*.aliyuncs.com", "127.0.0.1:8080"))
     assert policy.check("https://dashscope-result.oss-cn-beijing.aliyuncs.com/a.mp4?x=1")
     assert policy.check("http://127.0.0.1:8080/a.mp4")
     for bad in (
+        "http://127.0.0.1:8081/a.mp4",  # a host:port pattern allows that port only
+        "http://127.0.0.1/a.mp4",
+        "https://x.aliyuncs.com:8443/a.mp4",  # a pattern without a port allows only the default port
         "https://aliyuncs.com.evil.net/a.mp4",
         "https://x.aliyuncs.com@evil.net/a.mp4",
         "ftp://x.aliyuncs.com/a.mp4",
@@ -657,7 +675,7 @@ def test_max_bytes_stops_a_body_without_content_length(web, s3_client, bucket):
         task_id="transfer",
         video_url=f"http://127.0.0.1:{web.server_address[1]}/live.mp4",
         s3_bucket=bucket,
-        allowed_hosts=["127.0.0.1"],
+        allowed_hosts=[f"127.0.0.1:{web.server_address[1]}"],
         max_bytes=7 * MIB,
         chunk_size=5 * MIB,
     )

@@ -7,7 +7,9 @@ Nothing here holds more than one read chunk of the body; nothing here logs or ra
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,11 +46,18 @@ def redact(url: str | httpx.URL) -> str:
 
     :param url: a URL.
     """
-    parts = urlsplit(str(url))
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
+    except ValueError:
+        return "<malformed link>"
     if ":" in host:
         host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    try:
+        port: int | str | None = parts.port
+    except ValueError:  # out of range or not a number: show it, it is not a secret
+        port = parts.netloc.rsplit(":", 1)[-1]
+    netloc = f"{host}:{port}" if port else host
     suffix = "?<redacted>" if parts.query else ""
     return f"{parts.scheme}://{netloc}{parts.path}{suffix}"
 
@@ -71,12 +80,42 @@ def secrets_of(url: str) -> list[str]:
     return found
 
 
+#: Address ranges never requested whatever the allowlist says (cloud metadata services live in link-local).
+_NEVER = ("link-local", "unspecified", "multicast", "reserved")
+#: What may appear in a host name of a link (ASCII letters, digits, dots, hyphens, underscores; IPv6 in brackets).
+_HOST_CHARS = re.compile(r"^[a-z0-9._-]+$|^\[[0-9a-f:.]+\]$")
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _split_pattern(pattern: str) -> tuple[str, str | None]:
+    """``host``, ``host:port``, ``host:*``, ``[v6]:port`` -> (host pattern, port pattern or None)."""
+    pattern = pattern.strip().lower()
+    if pattern.startswith("["):
+        host, _, rest = pattern.partition("]")
+        return host + "]", rest[1:] if rest.startswith(":") else None
+    if pattern.count(":") == 1:
+        host, port = pattern.split(":")
+        return host, port
+    return pattern, None
+
+
+def _port_matches(pattern: str | None, port: int, scheme: str) -> bool:
+    if pattern is None:
+        return port == _default_port(scheme)
+    return pattern == "*" or pattern == str(port)
+
+
 @dataclass(frozen=True)
 class UrlPolicy:
     """
     Which links the transfer may request.
 
-    :param allowed_hosts: fnmatch patterns of host names (case-insensitive), e.g. ``*.aliyuncs.com``.
+    :param allowed_hosts: patterns ``host`` or ``host:port`` (fnmatch on the host, case-insensitive), e.g.
+        ``*.aliyuncs.com`` or ``127.0.0.1:8080``. A pattern without a port allows only the scheme's default port
+        (443, or 80 for http); ``host:*`` allows every port.
     :param allow_http: allow plain http to any allowed host (https only otherwise; loopback is always allowed
         http, for the simulator).
     """
@@ -90,33 +129,93 @@ class UrlPolicy:
 
         :param url: the absolute URL.
         :param what: how to name it in the error (``video link``, ``redirect target``).
-        :raises WanVideoURLRefusedError: for another scheme, user info, plain http to a non-loopback host
-            (unless ``allow_http``) or a host outside ``allowed_hosts``.
+        :raises WanVideoURLRefusedError: for a malformed link (control characters or whitespace, a non-ASCII or
+            invalid host, a bad port), another scheme, user info, plain http to a non-loopback host (unless
+            ``allow_http``), a link-local/metadata address, or a host:port outside ``allowed_hosts``.
         """
-        try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower().rstrip(".")
-            _ = parts.port
-        except ValueError as err:
-            raise WanVideoURLRefusedError(f"the {what} is not a valid URL ({err})") from None
+        scheme, host, port = _parse(url, what)
         shown = redact(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not host:
-            raise WanVideoURLRefusedError(f"the {what} {shown} is not an http(s) URL; only https links are followed")
-        if parts.username or parts.password:
-            raise WanVideoURLRefusedError(f"the {what} {shown} carries user info; refused")
-        if scheme == "http" and not (self.allow_http or is_loopback(host)):
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            address = None
+        if (
+            address is not None
+            and not address.is_loopback
+            and any(getattr(address, f"is_{kind.replace('-', '_')}") for kind in _NEVER)
+        ):
+            raise WanVideoURLRefusedError(
+                f"the {what} {shown} points at {address}, a link-local, unspecified, multicast or reserved address "
+                f"(cloud metadata services live there); refused whatever allowed_hosts says"
+            )
+        if scheme == "http" and not (self.allow_http or is_loopback(host.strip("[]"))):
             raise WanVideoURLRefusedError(
                 f"the {what} {shown} is plain http to a non-loopback host; only https is followed "
                 f"(pass allow_http=True to allow it)"
             )
-        if not any(fnmatchcase(host, pattern.lower().strip()) for pattern in self.allowed_hosts if pattern.strip()):
-            raise WanVideoURLRefusedError(
-                f"the {what} {shown} is on host {host!r}, which is not allowed (allowed: "
-                f"{', '.join(self.allowed_hosts) or 'none'}); add it to allowed_hosts or the connection's "
-                f"download_hosts extra if it is trusted"
-            )
-        return url
+        for pattern in self.allowed_hosts:
+            host_pattern, port_pattern = _split_pattern(pattern)
+            if host_pattern and fnmatchcase(host, host_pattern) and _port_matches(port_pattern, port, scheme):
+                return url
+        raise WanVideoURLRefusedError(
+            f"the {what} {shown} is on {host}:{port}, which is not allowed (allowed: "
+            f"{', '.join(self.allowed_hosts) or 'none'}; a pattern without a port allows only port "
+            f"{_default_port(scheme)}); add host or host:port to allowed_hosts or the connection's download_hosts "
+            f"extra if it is trusted"
+        )
+
+
+def _parse(url: str, what: str) -> tuple[str, str, int]:
+    """(scheme, lower-case host, effective port) of a well-formed http(s) link; raises on anything else."""
+    if not isinstance(url, str) or not url:
+        raise WanVideoURLRefusedError(f"the {what} is empty or not a string ({type(url).__name__})")
+    bad = next((c for c in url if ord(c) < 0x21 or ord(c) == 0x7F or c == "\\"), None)
+    if bad is not None:
+        raise WanVideoURLRefusedError(
+            f"the {what} contains {_char_name(bad)} at position {url.index(bad)}; a link must be one line without "
+            f"spaces, control characters or backslashes (percent-encode them)"
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        raise WanVideoURLRefusedError(f"the {what} {redact(url)} is not a valid URL: {err}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise WanVideoURLRefusedError(
+            f"the {what} {redact(url)} has scheme {scheme or 'none'!r}; only https links are followed"
+        )
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise WanVideoURLRefusedError(f"the {what} {redact(url)} carries user info (an '@' in its host); refused")
+    netloc_host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+    if not netloc_host.isascii():
+        raise WanVideoURLRefusedError(
+            f"the {what} has a non-ASCII host {netloc_host!r}; internationalised (IDN) host names are refused, "
+            f"DashScope links are plain ASCII"
+        )
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    if not host or not _HOST_CHARS.match(host):
+        raise WanVideoURLRefusedError(f"the {what} {redact(url)} has no valid host name ({host!r})")
+    if port is not None and port == 0:
+        raise WanVideoURLRefusedError(f"the {what} {redact(url)} has port 0; refused")
+    try:
+        httpx.URL(url)  # the client must accept it too: no httpx.InvalidURL later
+    except (httpx.InvalidURL, ValueError) as err:
+        raise WanVideoURLRefusedError(f"the {what} {redact(url)} is not a valid URL: {err}") from None
+    return scheme, host, port if port is not None else _default_port(scheme)
+
+
+def _char_name(char: str) -> str:
+    names = {
+        "\r": "a carriage return (CR)",
+        "\n": "a line feed (LF)",
+        "\t": "a tab",
+        " ": "a space",
+        "\\": "a backslash",
+    }
+    return names.get(char, f"the control character {char!r}")
 
 
 class _RedactingFilter(logging.Filter):
@@ -356,6 +455,86 @@ class VideoDownload:
                 f"{self.stats.content_length if self.stats.content_length is not None else '?'} bytes: "
                 f"{type(err).__name__}: {_safe(err, self.url)}"
             ) from None
+
+
+class VideoReader:
+    """
+    The checked body of a :class:`VideoDownload` as a non-seekable file object, for boto3's managed upload.
+
+    ``read(n)`` returns exactly ``n`` bytes until the end of the body (boto3 makes each read one part, and every
+    part but the last must be full). Every check of :meth:`VideoDownload.chunks` runs inside ``read`` (the MP4
+    signature in the first read, ``max_bytes`` while counting, Content-Length in the read that meets the end), so a
+    failed check raises inside boto3's upload, which aborts the multipart upload before it can be completed.
+
+    :param download: an opened :class:`VideoDownload`.
+    :param piece_size: bytes asked of the socket at a time.
+    """
+
+    def __init__(self, download: VideoDownload, piece_size: int = READ_CHUNK) -> None:
+        self._pieces = download.chunks(piece_size)
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._eof = False
+        self._stop: BaseException | None = None
+
+    @property
+    def at_end(self) -> bool:
+        """Whether the whole body was read and checked (what is held back is all that is left)."""
+        return self._eof
+
+    def readable(self) -> bool:
+        """Always True (a file-like object boto3 reads)."""
+        return True
+
+    def seekable(self) -> bool:
+        """Always False: boto3 reads the body once, part after part."""
+        return False
+
+    def stop(self, error: BaseException) -> None:
+        """
+        Make the next ``read`` raise ``error`` (from another thread, e.g. ``on_kill``): boto3 then aborts.
+
+        :param error: what ``read`` raises.
+        """
+        self._stop = error
+
+    def unread(self, data: bytes) -> None:
+        """
+        Put ``data`` back in front of the rest of the body.
+
+        :param data: bytes previously returned by :meth:`read`.
+        """
+        if data:
+            self._held.insert(0, data)
+            self._held_bytes += len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """
+        Up to ``size`` bytes (all that is left for a negative or None size); fewer only at the end of the body.
+
+        :param size: bytes wanted.
+        :raises WanTransferError: a check of the download failed (see :meth:`VideoDownload.chunks`) or
+            :meth:`stop` was called.
+        """
+        if self._stop is not None:
+            raise self._stop
+        wanted = -1 if size is None or size < 0 else size
+        while not self._eof and (wanted < 0 or self._held_bytes < wanted):
+            try:
+                piece = next(self._pieces)
+            except StopIteration:
+                self._eof = True
+                break
+            if self._stop is not None:
+                raise self._stop
+            self._held.append(piece)
+            self._held_bytes += len(piece)
+        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+        if wanted < 0 or len(data) <= wanted:
+            self._held, self._held_bytes = [], 0
+            return data
+        self._held, self._held_bytes = [data[wanted:]], len(data) - wanted
+        return data[:wanted]
 
 
 def check_mp4(head: bytes, where: str) -> None:

@@ -1,10 +1,10 @@
 """
 WanVideoToS3Operator: save a generated Wan video to S3 before its 24-hour link dies.
 
-The video is streamed from the signed link straight into an S3 multipart upload: memory stays at a few part
-buffers whatever the video's size, every byte is hashed (SHA-256) on the way and checked by S3 where it can, and
-the object appears only once the whole download checked out. A JSON manifest with the request, the usage and the
-checksum is written beside it, and an asset event announces the new object.
+The video is streamed from the signed link through a checking reader (MP4 signature, length, size limit, SHA-256)
+into boto3's managed upload on the amazon provider's ``S3Hook``: memory stays at a few parts whatever the video's
+size, S3 verifies a SHA-256 checksum of every part, and a failed check aborts the upload, so the object appears only
+once the whole download checked out. A JSON manifest is written beside it and an asset event announces it.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from urllib.parse import quote, urlsplit
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_wan import __version__
+from airflow_provider_wan._compat import AirflowFailException, AirflowNotFoundException
 from airflow_provider_wan._failures import airflow_error
 from airflow_provider_wan.exceptions import (
     WanError,
     WanRequestValidationError,
     WanS3KeyExistsError,
+    WanS3UploadError,
     WanTaskExpiredError,
+    WanTransferError,
     WanVideoNotReadyError,
     WanVideoUnavailableError,
 )
@@ -35,20 +38,28 @@ from airflow_provider_wan.settings import DEFAULT_DOWNLOAD_HOSTS, WanConnectionS
 from airflow_provider_wan.transfers._download import (
     UrlPolicy,
     VideoDownload,
+    VideoReader,
     redact,
     redacted_httpx_logs,
     secrets_of,
 )
-from airflow_provider_wan.transfers._s3upload import (
+from airflow_provider_wan.transfers._s3 import (
     MAX_PART_SIZE,
     MAX_PARTS,
     MIB,
     MIN_PART_SIZE,
+    NOT_FOUND,
     OBJECT_ARGS,
     REQUEST_ARGS,
-    StreamingUpload,
+    TAG_SHA256,
+    TAG_SIZE,
+    ManagedUpload,
     UploadResult,
+    abort_stale_uploads,
+    encode_tags,
     error_code,
+    parse_tags,
+    read_tags,
     s3_error,
 )
 
@@ -66,11 +77,16 @@ MANIFEST_CONTENT_TYPE = "application/json; charset=utf-8"
 MANIFEST_VERSION = 1
 #: User-metadata names (S3 sends them as ``x-amz-meta-<name>``).
 META_TASK_ID = "wan-task-id"
-META_SHA256 = "wan-sha256"
-META_SIZE = "wan-size-bytes"
+META_SHA256 = TAG_SHA256
+META_SIZE = TAG_SIZE
 META_SOURCE = "wan-source"
-_PROGRESS_EVERY = 256 * MIB
-_NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+#: S3's own integrity check of the upload. SHA-256 is the strongest algorithm S3 verifies on a multipart upload:
+#: S3 refuses any part (BadDigest) whose bytes do not hash to the 256-bit digest botocore computed from what our
+#: reader returned. CRC64NVME would give a full-object checksum instead of a composite one, but botocore needs the
+#: optional awscrt package for it (neither Airflow nor the amazon provider brings it), and a 64-bit CRC only detects
+#: accidental damage; CRC32 full-object (no extra package) is weaker still. A single-part video is sent with the
+#: SHA-256 computed while downloading, so S3 checks the very digest the manifest records.
+S3_CHECKSUM_ALGORITHM = "SHA256"
 #: Characters kept as they are in an asset URI's key (asset URIs must be ASCII).
 _ASSET_SAFE = "/-_.~!*'()+,;=:@&$"
 
@@ -94,23 +110,31 @@ class WanVideoToS3Operator(BaseOperator):
 
     What the transfer guarantees:
 
-    * bounded memory: one part buffer being filled plus at most ``max_in_flight`` parts uploading, whatever the
-      video's size (a video smaller than ``chunk_size`` is a single PutObject);
-    * no partial or corrupt object: the download is checked (Content-Length, an MP4 ``ftyp`` box before anything is
-      uploaded, ``max_bytes``) and hashed with SHA-256 while it streams; parts carry SHA-256 checksums S3 verifies;
-      the upload is completed only after every check passed and aborted on any failure, so an object already at
-      the key is never replaced by a failed attempt;
-    * idempotent retries: when the key already holds the complete object of the same DashScope task (metadata,
-      size and checksum agree), the task succeeds without downloading again;
-    * safety: only https links (plain http only to loopback, or with ``allow_http``), hosts from an allowlist,
-      redirects followed by hand and checked before they are requested; the signed query string is masked and
-      never logged.
+    * bounded memory: about ``max_in_flight + 3`` parts of ``chunk_size``, whatever the video's size (a video
+      smaller than ``chunk_size`` is read whole and sent as one PutObject);
+    * no partial or corrupt object: the download is checked (an MP4 ``ftyp`` box before anything is uploaded,
+      ``max_bytes``, Content-Length) and hashed with SHA-256 inside the reader boto3 pulls from, so a failed check
+      makes boto3 abort the multipart upload; S3 verifies a SHA-256 checksum of every part (of the whole object
+      for a single PutObject); an object already at the key is never replaced by a failed attempt, and no copy is
+      made after the upload (no extra version in a versioned bucket);
+    * no orphaned parts: multipart uploads left at the key by earlier tries (an S3 outage can stop even the
+      abort) are aborted before a retry uploads;
+    * idempotent retries: when the key already holds the complete object of the same DashScope task (task id,
+      size and recorded sha256 agree), the task succeeds without downloading again;
+    * safety: only https links (plain http only to loopback, or with ``allow_http``), ``host`` or ``host:port``
+      from an allowlist (a host without a port allows only the default port), no link-local or metadata
+      addresses, malformed links refused before any request, redirects followed by hand and checked before they
+      are requested; the signed query string is masked and never logged.
 
-    The object gets ``Content-Type: video/mp4`` and the metadata ``wan-task-id``, ``wan-sha256``,
-    ``wan-size-bytes``, ``wan-model``, ``wan-seed``, ``wan-request-id`` (and ``wan-source``, the link without its
-    query). A UTF-8 JSON manifest ``<key>.json`` beside it records the request, prompts, usage, timings and the
-    checksum. An asset event for ``s3://bucket/key`` is emitted through the :class:`~airflow.sdk.AssetAlias`
-    ``asset_alias``, so DAGs can be scheduled on new videos.
+    The object gets ``Content-Type: video/mp4``, the metadata ``wan-task-id``, ``wan-model``, ``wan-seed``,
+    ``wan-request-id`` and ``wan-source`` (the link without its query), and the tags ``wan-sha256`` and
+    ``wan-size-bytes``. Metadata is fixed when an upload starts, before the sha256 of a streamed video is known, so
+    the sha256 is a tag set after the upload (PutObjectTagging changes no data and creates no version; the
+    credentials need ``s3:PutObjectTagging`` and, for retries, ``s3:GetObjectTagging``). A video smaller than
+    ``chunk_size`` also carries ``wan-sha256`` and ``wan-size-bytes`` in its metadata. A UTF-8 JSON manifest
+    ``<key>.json`` beside it records the request, prompts, usage, timings and the checksum.
+    An asset event for ``s3://bucket/key`` is emitted through the :class:`~airflow.sdk.AssetAlias` ``asset_alias``,
+    so DAGs can be scheduled on new videos.
 
     Returns the ``s3://bucket/key`` URI; also pushes the XCom keys ``manifest_uri`` (when a manifest is written),
     ``sha256`` and ``size_bytes``.
@@ -137,20 +161,23 @@ class WanVideoToS3Operator(BaseOperator):
     :param sse_kms_key_id: server-side encryption with this KMS key (``aws:kms``); overrides ``encrypt``.
     :param acl_policy: a canned ACL for the video and the manifest, e.g. ``bucket-owner-full-control``.
     :param extra_s3_args: further object arguments for both objects (templated), e.g. ``StorageClass``,
-        ``Tagging``, ``CacheControl``, ``Metadata``, ``ExpectedBucketOwner``; see :data:`OBJECT_ARGS`.
+        ``Tagging`` (at most 8 tags, URL-encoded or a dict), ``CacheControl``, ``Metadata``,
+        ``ExpectedBucketOwner``; see :data:`~airflow_provider_wan.transfers._s3.OBJECT_ARGS`.
     :param write_manifest: write the JSON manifest ``<key>.json`` after the video.
     :param asset_alias: name of the asset alias the event goes through (added to ``outlets``); None: no event.
-    :param chunk_size: bytes per multipart part (at least 5 MiB); grown automatically when a video would need
-        more than 10,000 parts. Memory use is about ``(max_in_flight + 2) * chunk_size``.
-    :param max_in_flight: parts uploading at once while the next one downloads.
+    :param chunk_size: bytes per multipart part and the size from which a video is uploaded in parts (at least
+        5 MiB); grown automatically when a video would need more than 10,000 parts. Memory use is about
+        ``(max_in_flight + 3) * chunk_size``.
+    :param max_in_flight: parts uploading at once while the next one downloads (boto3's ``max_concurrency``).
     :param max_bytes: refuse videos larger than this (checked on Content-Length before reading, and while
         counting); None: no limit.
-    :param allowed_hosts: host patterns (fnmatch, e.g. ``*.aliyuncs.com``) the link and redirects may use.
-        Default: the connection's ``download_hosts`` (``*.aliyuncs.com`` plus its extra) and the host of its base
-        URL.
+    :param allowed_hosts: ``host`` or ``host:port`` patterns (fnmatch on the host, e.g. ``*.aliyuncs.com``,
+        ``127.0.0.1:8080``; ``host:*`` for any port) the link and redirects may use; a pattern without a port allows
+        only the scheme's default port. Default: the connection's ``download_hosts`` (``*.aliyuncs.com`` plus its
+        extra) and the host:port of its base URL.
     :param allow_http: allow plain http links to allowed hosts (https only otherwise; loopback is always allowed).
-    :param s3_checksum: send SHA-256 checksums for S3 to verify (turned off automatically when an S3-compatible
-        store refuses them).
+    :param s3_checksum: have S3 verify SHA-256 checksums (turned off automatically, at the cost of downloading
+        again, when an S3-compatible store refuses them).
     """
 
     template_fields: Sequence[str] = (
@@ -237,7 +264,7 @@ class WanVideoToS3Operator(BaseOperator):
         self.allowed_hosts = tuple(allowed_hosts) if allowed_hosts is not None else None
         self.allow_http = allow_http
         self.s3_checksum = s3_checksum
-        self._upload: StreamingUpload | None = None
+        self._reader: VideoReader | None = None
 
     # ------------------------------------------------------------------------------------------- templating
 
@@ -260,6 +287,12 @@ class WanVideoToS3Operator(BaseOperator):
             return self._transfer(context, generation, dashscope_task_id, bucket, key)
         except WanError as err:
             raise airflow_error(err, what) from err
+        except AirflowNotFoundException as err:
+            # A missing connection stays missing on every retry: fail now instead of spending them.
+            raise AirflowFailException(
+                f"{what} failed: the connection is not defined (dashscope_conn_id={self.dashscope_conn_id!r}, "
+                f"aws_conn_id={self.aws_conn_id!r}): {err}"
+            ) from err
 
     def _transfer(
         self,
@@ -269,14 +302,15 @@ class WanVideoToS3Operator(BaseOperator):
         bucket: str,
         key: str,
     ) -> str:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+        try_started = _try_started(context)
         if self.video_url:
             _mask_all(secrets_of(self.video_url))
-        client = S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn()
+        hook = self._s3_hook()
+        client = hook.get_conn()
         object_args = self._object_args()
+        request_args = {k: v for k, v in object_args.items() if k in REQUEST_ARGS}
         source = redact(self.video_url).replace("?<redacted>", "") if self.video_url else None
-        existing = self._existing(client, bucket, key, object_args, dashscope_task_id, source)
+        existing = self._existing(client, bucket, key, request_args, dashscope_task_id, source)
         if existing is not None:
             return self._already_there(context, client, bucket, key, object_args, existing, generation)
 
@@ -289,8 +323,34 @@ class WanVideoToS3Operator(BaseOperator):
             url = task.video_url or ""
             _mask_all(secrets_of(url))
             source = redact(url).replace("?<redacted>", "")
+        settings = self._settings()
+        policy = self._policy(settings)
+        policy.check(url)  # a refused link fails before anything is requested, from S3 too
+        abort_stale_uploads(client, bucket, key, try_started, request_args, self.log)
         metadata = self._metadata(dashscope_task_id, generation, task, source)
-        result, seconds = self._stream(url, client, bucket, key, object_args, metadata, dashscope_task_id)
+        upload = ManagedUpload(client, hook.transfer_config, bucket, key, object_args, metadata, self.s3_checksum)
+        started = time.monotonic()
+        result = self._stream(url, settings, policy, upload, dashscope_task_id)
+        if upload.checksum_refused and result is None:
+            self.log.warning(
+                "The S3 endpoint refused SHA-256 checksums; downloading again and uploading without them. The "
+                "sha256 computed while streaming is still recorded (tag, manifest)."
+            )
+            upload.use_checksum = False
+            result = self._stream(url, settings, policy, upload, dashscope_task_id)
+        if result is None:  # pragma: no cover - _stream returns None only for a refused checksum
+            raise WanS3UploadError(f"S3 refused the upload to s3://{bucket}/{key}")
+        seconds = time.monotonic() - started
+        self.log.info(
+            "Saved %d bytes to s3://%s/%s in %.1f s (%s, sha256 %s%s)",
+            result.size,
+            bucket,
+            key,
+            seconds,
+            f"{result.parts} parts" if result.parts else "one PutObject",
+            result.sha256,
+            ", SHA-256 verified by S3" if result.verified_by_s3 else "",
+        )
         manifest_uri = None
         if self.write_manifest:
             manifest = self._manifest(
@@ -302,12 +362,33 @@ class WanVideoToS3Operator(BaseOperator):
                 "parts": result.parts,
                 "s3_checksum_sha256": result.s3_checksum,
                 "verified_by_s3": result.verified_by_s3,
+                "version_id": result.version_id,
                 "source": source,
             }
             manifest_uri = self._put_manifest(client, bucket, key, object_args, manifest, dashscope_task_id)
         return self._finish(
             context, bucket, key, result.sha256, result.size, manifest_uri, dashscope_task_id, generation
         )
+
+    def _s3_hook(self) -> Any:
+        """The amazon provider's S3Hook, its managed-transfer settings bounded by ``chunk_size``/``max_in_flight``."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        part = self._part_size(None)
+        hook = S3Hook(
+            aws_conn_id=self.aws_conn_id,
+            verify=self.verify,
+            transfer_config_args={
+                "multipart_threshold": part,
+                "multipart_chunksize": part,
+                "max_concurrency": self.max_in_flight,
+                "use_threads": True,
+            },
+        )
+        # boto3 holds up to this many parts of a non-seekable stream in memory (10 by default): the uploading
+        # ones plus one read ahead keeps memory flat whatever the video's size.
+        hook.transfer_config.max_in_memory_upload_chunks = self.max_in_flight + 1
+        return hook
 
     # ------------------------------------------------------------------------------------------- inputs
 
@@ -374,6 +455,8 @@ class WanVideoToS3Operator(BaseOperator):
     def _object_args(self) -> dict[str, Any]:
         extra = dict(self.extra_s3_args or {})
         _check_extra_args(extra, self.task_id)
+        if "Tagging" in extra:
+            extra["Tagging"] = encode_tags(parse_tags(extra["Tagging"], self.task_id))
         args: dict[str, Any] = {**extra, "ContentType": VIDEO_CONTENT_TYPE}
         if self.encrypt:
             args["ServerSideEncryption"] = "AES256"
@@ -419,11 +502,16 @@ class WanVideoToS3Operator(BaseOperator):
         )
 
     def _settings(self) -> WanConnectionSettings | None:
-        """The dashscope connection's settings; None when a bare ``video_url`` comes without a connection."""
+        """
+        The dashscope connection's settings; None when a bare ``video_url`` comes without a connection. A connection
+        that exists but is unusable fails (WanConfigurationError, not retried).
+        """
         try:
             return WanHook(dashscope_conn_id=self.dashscope_conn_id).get_settings()
-        except Exception as err:
-            self.log.info("No usable dashscope connection %r (%s); using defaults", self.dashscope_conn_id, err)
+        except AirflowNotFoundException:
+            if not self.video_url:
+                raise
+            self.log.info("No dashscope connection %r; using the default download hosts", self.dashscope_conn_id)
             return None
 
     def _policy(self, settings: WanConnectionSettings | None) -> UrlPolicy:
@@ -449,16 +537,12 @@ class WanVideoToS3Operator(BaseOperator):
     def _stream(
         self,
         url: str,
-        client: Any,
-        bucket: str,
-        key: str,
-        object_args: dict[str, Any],
-        metadata: dict[str, str],
+        settings: WanConnectionSettings | None,
+        policy: UrlPolicy,
+        upload: ManagedUpload,
         dashscope_task_id: str | None,
-    ) -> tuple[UploadResult, float]:
-        settings = self._settings()
-        policy = self._policy(settings)
-        started = time.monotonic()
+    ) -> UploadResult | None:
+        """Download through the checking reader into the upload; None when S3 refused the checksum."""
         with (
             redacted_httpx_logs(),
             VideoDownload(
@@ -478,63 +562,33 @@ class WanVideoToS3Operator(BaseOperator):
                 f" of task {dashscope_task_id}" if dashscope_task_id else "",
                 stats.final_url,
                 f"{total} bytes" if total is not None else "size not announced",
-                bucket,
-                key,
+                upload.bucket,
+                upload.key,
             )
             if total is None:
                 self.log.warning(
                     "The video host sent no Content-Length: a cut download can only be told by the "
                     "connection closing early"
                 )
-            upload = StreamingUpload(
-                client,
-                bucket,
-                key,
-                object_args=object_args,
-                metadata=metadata,
-                part_size=self._part_size(total),
-                max_in_flight=self.max_in_flight,
-                use_checksum=self.s3_checksum,
-                log=self.log,
-            )
-            self._upload = upload
+            part = self._part_size(total)
+            upload.set_part_size(part)
+            reader = VideoReader(download)
+            self._reader = reader
             try:
-                next_report = _PROGRESS_EVERY
-                for piece in download.chunks():
-                    upload.write(piece)
-                    if stats.received >= next_report:
-                        self.log.info(
-                            "%d MiB%s transferred",
-                            stats.received // MIB,
-                            f" of {total // MIB} MiB" if total else "",
-                        )
-                        next_report += _PROGRESS_EVERY
-                result = upload.complete(
-                    stats.hexdigest, {META_SHA256: stats.hexdigest, META_SIZE: str(stats.received)}
-                )
-            except BaseException:
-                upload.abort()  # whatever happened (a check, S3, a kill): no parts and no object are left
-                raise
+                first = reader.read(part)  # the MP4 signature is checked here, before any S3 request
+                if reader.at_end:
+                    return upload.put_whole(first, stats.hexdigest)
+                reader.unread(first)
+                del first
+                return upload.put_stream(reader, stats)
             finally:
-                self._upload = None
-        seconds = time.monotonic() - started
-        self.log.info(
-            "Saved %d bytes to s3://%s/%s in %.1f s (%s, sha256 %s%s)",
-            result.size,
-            bucket,
-            key,
-            seconds,
-            f"{result.parts} parts" if result.parts else "one PutObject",
-            result.sha256,
-            ", verified by S3" if result.verified_by_s3 else "",
-        )
-        return result, seconds
+                self._reader = None
 
     def on_kill(self) -> None:
-        """Abort the multipart upload in progress, so no parts are left behind."""
-        upload = self._upload
-        if upload is not None:
-            upload.abort()
+        """Stop reading the video: boto3 then aborts the multipart upload, so no parts are left behind."""
+        reader = self._reader
+        if reader is not None:
+            reader.stop(WanTransferError("the task was killed; the upload was aborted"))
 
     # ------------------------------------------------------------------------------------------- idempotency
 
@@ -543,19 +597,19 @@ class WanVideoToS3Operator(BaseOperator):
         client: Any,
         bucket: str,
         key: str,
-        object_args: dict[str, Any],
+        request_args: dict[str, Any],
         dashscope_task_id: str | None,
         source: str | None,
     ) -> dict[str, Any] | None:
         """
-        The head of the object at the key when it is already this task's complete video; None when the key is
-        free (or may be replaced). Raises when a different object is there and ``replace`` is off.
+        What is recorded of the object at the key (its head, plus its metadata and tags merged under
+        ``"record"``) when it is already this task's complete video; None when the key is free (or may be
+        replaced). Raises when a different object is there and ``replace`` is off.
         """
-        request_args = {k: v for k, v in object_args.items() if k in REQUEST_ARGS}
         try:
-            head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **request_args)
+            head = dict(client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **request_args))
         except Exception as err:
-            if error_code(err) in _NOT_FOUND:
+            if error_code(err) in NOT_FOUND:
                 return None
             if error_code(err) in ("403", "AccessDenied") and self.replace:
                 self.log.warning(
@@ -573,8 +627,12 @@ class WanVideoToS3Operator(BaseOperator):
             else source is not None and meta.get(META_SOURCE) == source
         )
         if same:
-            problem = _incomplete(head, meta)
+            record = dict(meta)
+            if META_SHA256 not in record:  # a streamed video records its sha256 in a tag
+                record.update(read_tags(client, bucket, key, head.get("VersionId"), request_args))
+            problem = _incomplete(head, record)
             if problem is None:
+                head["record"] = record
                 return head
             self.log.warning(
                 "s3://%s/%s holds an earlier, unfinished copy of this video (%s); writing it again",
@@ -603,9 +661,9 @@ class WanVideoToS3Operator(BaseOperator):
         head: dict[str, Any],
         generation: dict[str, Any] | None,
     ) -> str:
-        meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-        sha256, size = meta[META_SHA256], int(head["ContentLength"])
-        dashscope_task_id = meta.get(META_TASK_ID)
+        record = head["record"]
+        sha256, size = record[META_SHA256], int(head["ContentLength"])
+        dashscope_task_id = record.get(META_TASK_ID)
         self.log.info(
             "s3://%s/%s already holds this video (%d bytes, sha256 %s): nothing to download", bucket, key, size, sha256
         )
@@ -618,10 +676,10 @@ class WanVideoToS3Operator(BaseOperator):
                 )
                 manifest_uri = f"s3://{bucket}/{manifest_key}"
             except Exception as err:
-                if error_code(err) not in _NOT_FOUND:
+                if error_code(err) not in NOT_FOUND:
                     raise s3_error(err, "HeadObject (manifest)", bucket, manifest_key) from err
                 manifest = self._manifest(context, bucket, key, sha256, size, dashscope_task_id, generation, None)
-                manifest["transfer"] = {"transferred_at": head.get("LastModified"), "source": meta.get(META_SOURCE)}
+                manifest["transfer"] = {"transferred_at": head.get("LastModified"), "source": record.get(META_SOURCE)}
                 manifest_uri = self._put_manifest(client, bucket, key, object_args, manifest, dashscope_task_id)
         return self._finish(context, bucket, key, sha256, size, manifest_uri, dashscope_task_id, generation)
 
@@ -764,16 +822,17 @@ class WanVideoToS3Operator(BaseOperator):
         return uri
 
 
-def _incomplete(head: dict[str, Any], meta: dict[str, str]) -> str | None:
+def _incomplete(head: dict[str, Any], record: dict[str, str]) -> str | None:
     """Why an object of the right task is not a finished transfer, or None when it is."""
-    sha256 = meta.get(META_SHA256)
+    sha256 = record.get(META_SHA256)
     if not sha256:
-        return "no sha256 in its metadata"
-    size = meta.get(META_SIZE)
-    if size is not None and size != str(head.get("ContentLength")):
+        return "no sha256 recorded in its tags or metadata"
+    size = record.get(META_SIZE)
+    if size != str(head.get("ContentLength")):
         return f"its size {head.get('ContentLength')} is not the recorded {size}"
     reported = head.get("ChecksumSHA256")
-    if reported and "-" not in reported:
+    multipart = "-" in str(head.get("ETag") or "") or head.get("ChecksumType") == "COMPOSITE"
+    if reported and not multipart and "-" not in reported:  # a composite checksum is not the object's SHA-256
         import base64
 
         try:
@@ -789,8 +848,20 @@ def _check_extra_args(extra: dict[str, Any], task_id: str) -> None:
     if unknown:
         raise WanRequestValidationError(
             f"{task_id}: extra_s3_args has {', '.join(unknown)}, which is not an object argument accepted by "
-            f"PutObject, CreateMultipartUpload and CopyObject; allowed: {', '.join(sorted(OBJECT_ARGS))}"
+            f"boto3's managed upload and PutObject; allowed: {', '.join(sorted(OBJECT_ARGS))}"
         )
+    if "Tagging" in extra:
+        parse_tags(extra["Tagging"], task_id)
+
+
+def _try_started(context: Context) -> datetime:
+    """When this try started (the task instance's start date; now when it has none, e.g. outside Airflow)."""
+    started = getattr(context.get("ti"), "start_date", None)
+    now = datetime.now(timezone.utc)
+    if isinstance(started, datetime):
+        started = started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+        return min(started, now)
+    return now
 
 
 def _run_date(context: Context) -> str:
