@@ -10,7 +10,14 @@ from airflow_provider_wan.simulator.config import FaultSpec, SimulatorConfig, Ta
 from airflow_provider_wan.simulator.scenario import Marker, MarkerError, parse_marker
 from airflow_provider_wan.simulator.server import WanSimulator
 from airflow_provider_wan.simulator.state import ManualClock, SimulatorState, SystemClock
-from airflow_provider_wan.simulator.video import iter_synthetic_video, sample_video_bytes, synthetic_video_sha256
+from airflow_provider_wan.simulator.video import (
+    VideoShape,
+    iter_synthetic_video,
+    render_available,
+    rendered_video,
+    sample_video_bytes,
+    synthetic_video_sha256,
+)
 
 __all__ = [
     "FaultSpec",
@@ -21,10 +28,13 @@ __all__ = [
     "SimulatorState",
     "SystemClock",
     "TaskScenario",
+    "VideoShape",
     "WanSimulator",
     "create_app",
     "iter_synthetic_video",
     "parse_marker",
+    "render_available",
+    "rendered_video",
     "sample_video_bytes",
     "synthetic_video_sha256",
 ]

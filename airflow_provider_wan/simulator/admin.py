@@ -54,6 +54,7 @@ def describe_task(state: SimulatorState, view: TaskView, expired: bool) -> dict[
             "seed": request.seed,
             "shot_type": request.shot_type,
             "audio_url": request.audio_url,
+            "audio": request.audio,
         },
         "marker": request.marker.key if request.marker else None,
         "scenario": task.scenario.model_dump(),

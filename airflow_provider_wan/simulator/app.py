@@ -5,6 +5,7 @@ Every API request runs one pipeline: guards (auth, body, account limits), inject
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import math
@@ -24,7 +25,7 @@ from airflow_provider_wan.simulator.config import DAY, FaultSpec
 from airflow_provider_wan.simulator.responses import VideoStreamResponse, dropped, pause, truncated
 from airflow_provider_wan.simulator.state import SimTask, SimulatorState, TaskView
 from airflow_provider_wan.simulator.validation import SubmitRequest, invalid, parse_native, parse_unified
-from airflow_provider_wan.simulator.video import VideoBody, byte_range, signature_ok, video_url
+from airflow_provider_wan.simulator.video import VideoBody, byte_range, signature_ok, video_body, video_url
 from airflow_provider_wan.simulator.wire import (
     GATEWAY_PAGE,
     ApiError,
@@ -390,10 +391,10 @@ class Routes:
         return JSONResponse(unified_task(view, url))
 
     async def video(self, request: Request, call: Call) -> Response:
-        """``GET /oss/{task_id}.mp4``: the sample MP4 or a synthetic video, streamed, ranges honoured."""
+        """``GET /oss/{task_id}.mp4``: the MP4 rendered to the request, or a synthetic video; ranges honoured."""
         task = call.task
         assert task is not None  # set by the video_link guard
-        body = VideoBody.for_task(task.scenario.video_bytes)
+        body = await asyncio.to_thread(video_body, task)  # the first video of a shape is encoded: not on the loop
         try:
             span = byte_range(request.headers.get("range"), body.size)
         except ValueError as err:

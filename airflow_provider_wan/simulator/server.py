@@ -18,6 +18,7 @@ from airflow_provider_wan.simulator.admin import describe, describe_all
 from airflow_provider_wan.simulator.app import create_app
 from airflow_provider_wan.simulator.config import FaultSpec, SimulatorConfig, TaskScenario
 from airflow_provider_wan.simulator.state import Clock, SimulatorState
+from airflow_provider_wan.simulator.video import video_body
 
 _INTENDED_CLOSE = "ASGI callable returned without completing response."
 
@@ -229,6 +230,16 @@ class WanSimulator:
     def tasks(self) -> list[dict[str, Any]]:
         """The debug view of every stored task, oldest first."""
         return describe_all(self.state)
+
+    def video_bytes(self, task_id: str) -> bytes | None:
+        """
+        The bytes a task's video link serves (rendered to its size, duration and sound, or synthetic), or None
+        when the task is not stored. Mind a large synthetic ``video_bytes``: it is joined in memory.
+
+        :param task_id: the task.
+        """
+        found = self.state.inspect(task_id)
+        return None if found is None else video_body(found[0].task).read()
 
     def update_task(self, task_id: str, **changes: Any) -> dict[str, Any] | None:
         """

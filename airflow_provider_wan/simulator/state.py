@@ -29,6 +29,7 @@ from airflow_provider_wan.simulator.config import (
 from airflow_provider_wan.simulator.limits import ProcessingQueue, RateWindow, realistic_pending, realistic_running
 from airflow_provider_wan.simulator.scenario import Marker
 from airflow_provider_wan.simulator.validation import SubmitRequest
+from airflow_provider_wan.simulator.video import VideoShape
 from airflow_provider_wan.simulator.wire import message_for
 
 ANSWER_KINDS: frozenset[FaultKind] = frozenset({"error", "drop", "latency", "html", "truncate", "redirect", "body"})
@@ -144,6 +145,16 @@ class SimTask:
     def duration(self) -> int:
         """The effective seconds."""
         return self.request.duration
+
+    @property
+    def video_shape(self) -> VideoShape:
+        """The result video's width, height, seconds and sound, as requested."""
+        return VideoShape.of(self.request.size, self.request.duration, self.request.audio)
+
+    @property
+    def video_bytes(self) -> int | None:
+        """The size of the synthetic video served instead of a rendered one, if any."""
+        return self.scenario.video_bytes
 
     @property
     def prompt_extend(self) -> bool:

@@ -59,6 +59,7 @@ class SubmitRequest:
     :param seed: the seed, if given.
     :param shot_type: ``single`` or ``multi``.
     :param audio_url: the soundtrack URL, if given (not fetched).
+    :param audio: whether the video has sound: models that make sound do unless ``parameters.audio`` is false.
     :param marker: the parsed ``[[sim: ...]]`` marker, if the prompt has one.
     :param body: the JSON body as received.
     """
@@ -74,6 +75,7 @@ class SubmitRequest:
     seed: int | None
     shot_type: str
     audio_url: str | None
+    audio: bool
     marker: Marker | None
     body: dict[str, Any] = field(repr=False)
 
@@ -186,6 +188,17 @@ def _seed(value: Any, name: str) -> int | None:
     return seed
 
 
+def _audio(value: Any, audio_url: str | None, cap: ModelCapability | None) -> bool:
+    """Sound when the model makes sound (unknown models: when asked); ``audio: false`` silences it."""
+    if isinstance(value, str):
+        value = {"true": True, "false": False}.get(value.strip().lower())
+    if value is False:
+        return False
+    if cap is not None:
+        return cap.audio
+    return value is True or bool(audio_url)
+
+
 def _marker(prompt: str, name: str) -> Marker | None:
     try:
         return parse_marker(prompt)
@@ -207,7 +220,7 @@ def build_request(
     :param model_value: the ``model`` as sent.
     :param inputs: the input fields (``prompt``, ``negative_prompt``, ``audio_url``; others are ignored).
     :param params: the parameters (``size``, ``duration``, ``prompt_extend``, ``watermark``, ``seed``,
-        ``shot_type``; others are ignored).
+        ``shot_type``, ``audio``; others are ignored).
     :param body: the whole body, kept for the debug view.
     :param names: how fields are named in messages for this wire flavour.
     :param allow_unknown: accept models outside the capability table.
@@ -217,6 +230,7 @@ def build_request(
     raw_prompt = inputs.get("prompt")
     prompt = _prompt(raw_prompt, names("prompt"), cap.prompt_max if cap else UNKNOWN_MODEL_PROMPT_MAX)
     negative = _optional_str(inputs.get("negative_prompt"), names("negative_prompt"))
+    audio_url = _optional_str(inputs.get("audio_url"), names("audio_url"))
     return SubmitRequest(
         model=model,
         capability=cap,
@@ -228,7 +242,8 @@ def build_request(
         watermark=_bool(params.get("watermark"), False, names("watermark")),
         seed=_seed(params.get("seed"), names("seed")),
         shot_type=_shot_type(params.get("shot_type"), cap, model, names("shot_type")),
-        audio_url=_optional_str(inputs.get("audio_url"), names("audio_url")),
+        audio_url=audio_url,
+        audio=_audio(params.get("audio"), audio_url, cap),
         marker=_marker(str(raw_prompt), names("prompt")),
         body=body,
     )
