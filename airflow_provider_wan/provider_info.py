@@ -48,6 +48,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-module": "airflow_provider_wan.transfers.wan_to_s3",
             }
         ],
+        "extra-links": [
+            "airflow_provider_wan.links.WanTaskLink",
+            "airflow_provider_wan.links.WanSensorTaskLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "dashscope",

@@ -124,3 +124,10 @@ def test_host_is_the_base_url_and_an_older_base_url_extra_still_wins():
     # Connections made before the form offered only the host keep working, with the same endpoint as before.
     assert _settings(base_url=relay).base_url == relay
     assert _settings(gateway, base_url=relay).base_url == relay
+
+
+def test_airflow_registers_the_provider_and_its_extra_links(hook_meta):
+    assert hook_meta["provider"] == "airflow-provider-wan"
+    assert {"airflow_provider_wan.links.WanTaskLink", "airflow_provider_wan.links.WanSensorTaskLink"} <= set(
+        hook_meta["extra_links"]
+    )

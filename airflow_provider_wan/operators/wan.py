@@ -21,6 +21,7 @@ from airflow_provider_wan._failures import airflow_error
 from airflow_provider_wan.events import TIMEOUT, event_error, task_error, validate_event
 from airflow_provider_wan.exceptions import WanError, WanRequestValidationError, WanTimeoutError
 from airflow_provider_wan.hooks.wan import WanHook
+from airflow_provider_wan.links import WanTaskLink
 from airflow_provider_wan.models import DEFAULT_MODEL, WanTask, WanVideoRequest
 from airflow_provider_wan.triggers.wan import WanTaskTrigger
 
@@ -261,6 +262,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
     template_ext: Sequence[str] = (".txt", ".md", ".j2")
     template_fields_renderers = {"prompt": "md", "extra_input": "json", "extra_parameters": "json"}
     ui_color = "#ff6a00"
+    operator_extra_links = (WanTaskLink(),)
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_wan._failures import airflow_error
 from airflow_provider_wan.exceptions import WanError
 from airflow_provider_wan.hooks.wan import WanHook
+from airflow_provider_wan.links import WanSensorTaskLink
 from airflow_provider_wan.operators.wan import WanWaitMixin, is_templated, positive_seconds
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class WanTaskSensor(WanWaitMixin, BaseSensorOperator):
 
     template_fields: Sequence[str] = ("dashscope_task_id", "poll_interval")
     ui_color = "#ff6a00"
+    operator_extra_links = (WanSensorTaskLink(),)
 
     def __init__(
         self,
