@@ -20,7 +20,6 @@ from airflow_provider_wan.exceptions import (
     WanInvalidRequestError,
     WanNotFoundError,
     WanPermissionError,
-    WanProtocolError,
     WanServerError,
     WanTaskExpiredError,
     WanThrottledError,
@@ -169,11 +168,32 @@ def test_ambiguous_submit_is_never_sent_twice(simulator, kind):
     assert counters["submissions"] == 1 and counters["tasks_created"] == 1
 
 
-def test_submit_with_an_unreadable_5xx_is_not_retried(simulator, hook):
-    simulator.add_fault("submit", "html", status=502, count=1)
-    with pytest.raises(WanProtocolError, match="not JSON"):
+def test_an_unreadable_5xx_is_resubmitted_only_once_the_task_list_proves_no_task_exists(simulator, hook):
+    hook.ambiguity_settle = 0.1
+    simulator.add_fault("submit", "html", status=502, count=1)  # a gateway page; the POST never reached DashScope
+    assert hook.submit({"prompt": PROMPT})
+    counters = simulator.counters()
+    assert counters["submissions"] == 2 and counters["tasks_created"] == 1 and counters["lists"] >= 1
+
+
+def test_an_unreadable_5xx_after_the_task_was_created_names_it_instead_of_resubmitting(simulator, hook):
+    hook.ambiguity_settle = 0.1
+    simulator.add_fault("submit", "html", status=502, phase="after", count=1)
+    with pytest.raises(WanAmbiguousSubmitError, match="adopt_task_id") as err:
         hook.submit({"prompt": PROMPT})
+    [task] = simulator.tasks()
+    assert [c["task_id"] for c in err.value.candidates] == [task["task_id"]] and err.value.checked
     assert simulator.counters()["submissions"] == 1
+
+
+async def test_the_async_submit_follows_the_same_rule(simulator, hook):
+    hook.ambiguity_settle = 0.1
+    simulator.add_fault("submit", "body", body='{"output": {}}', phase="after", count=1)
+    with pytest.raises(WanAmbiguousSubmitError, match="adopt_task_id"):
+        await hook.asubmit({"prompt": PROMPT})
+    simulator.add_fault("submit", "drop", count=1)  # before: nothing created (another model: no candidate either)
+    assert await hook.asubmit({"prompt": PROMPT, "model": "wan2.5-t2v-preview"})
+    assert simulator.counters()["tasks_created"] == 2  # one per call, never two for one
 
 
 def test_poll_read_timeouts_are_retried(simulator):

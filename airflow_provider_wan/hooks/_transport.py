@@ -48,11 +48,11 @@ def transport_error(err: httpx.HTTPError, request: HttpRequest, timeout: float |
         return WanTransportError(f"could not reach DashScope ({kind}: {err}); nothing was sent")
     if request.idempotent:
         return WanTransportError(f"{request.method} {request.path} failed ({kind}: {err})")
-    after = f" after {timeout:g} s" if isinstance(err, httpx.TimeoutException) and timeout else ""
+    timed_out = isinstance(err, httpx.TimeoutException) and timeout
+    after = f" after {timeout:g} s; the connection's read_timeout may be too short" if timed_out else ""
     return WanAmbiguousSubmitError(
         f"the submit reached DashScope but its answer was lost ({kind}{after}). DashScope may have created a "
-        f"task that will be billed, so it was not sent again automatically: look for the task in Model Studio "
-        f"(or WanHook.list_tasks) before submitting again, or raise the connection's read_timeout"
+        f"task that will be billed"
     )
 
 

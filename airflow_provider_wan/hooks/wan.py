@@ -22,15 +22,18 @@ from airflow.sdk import BaseHook
 from airflow_provider_wan import __version__
 from airflow_provider_wan._compat import AirflowNotFoundException
 from airflow_provider_wan.events import task_error
-from airflow_provider_wan.exceptions import WanError, WanTimeoutError
+from airflow_provider_wan.exceptions import WanAmbiguousSubmitError, WanError, WanTimeoutError
 from airflow_provider_wan.hooks._transport import TLS_CONTEXT, RetryPolicy, SharedAsyncClient, transport_error
 from airflow_provider_wan.models import TaskStatus, WanTask, WanVideoRequest
 from airflow_provider_wan.protocol import (
+    AMBIGUITY_MAX_PAGES,
     HttpRequest,
     HttpResponse,
     SubmitResult,
     WanProtocol,
     WanTaskPage,
+    candidate_filters,
+    candidates_of,
     get_protocol,
 )
 from airflow_provider_wan.settings import UI_FIELD_BEHAVIOUR, WanConnectionSettings, form_fields
@@ -41,6 +44,8 @@ ENV_API_KEY = "DASHSCOPE_API_KEY"
 ENV_REGION = "DASHSCOPE_REGION"
 ENV_BASE_URL = "DASHSCOPE_BASE_URL"
 ENV_WORKSPACE = "DASHSCOPE_WORKSPACE"
+#: How many times a submit whose answer was lost is sent again once the task list proved no task was created.
+AMBIGUOUS_RESUBMITS = 1
 
 
 def user_agent() -> str:
@@ -100,6 +105,9 @@ class WanHook(BaseHook):
     :param dashscope_conn_id: the Airflow connection id.
     :param settings: ready settings, bypassing the connection lookup (tests, scripts).
     """
+
+    #: Seconds to wait after a lost submit answer before reading the task list (it may lag a moment behind).
+    ambiguity_settle: float = 2.0
 
     conn_name_attr = "dashscope_conn_id"
     default_conn_name = "dashscope_default"
@@ -268,10 +276,54 @@ class WanHook(BaseHook):
         """
         Create a generation task and return its id, first status and request id.
 
+        Never creates two tasks for one call. When the answer does not prove whether a task was created (see
+        :meth:`WanProtocol.read_submit`), the account's task list is read for tasks of this model created while the
+        submit was in flight: none at all proves the submit was lost, and it is sent once more; otherwise
+        :class:`WanAmbiguousSubmitError` names the candidates.
+
         :param request: a :class:`WanVideoRequest` or the same fields as a mapping (validated first).
         """
         validated = _validated(request)
-        return self._call(self.protocol.submit_request(validated), self.protocol.parse_submit)
+        for attempt in range(1, AMBIGUOUS_RESUBMITS + 2):
+            sent_at = time.time()
+            try:
+                return self._call(self.protocol.submit_request(validated), self.protocol.read_submit)
+            except WanAmbiguousSubmitError as err:
+                answered_at = time.time()
+                time.sleep(self.ambiguity_settle)  # let the list catch up with a task created a moment ago
+                verdict = self._lookup_candidates(validated.model, sent_at, answered_at, err)
+                self._after_ambiguous(verdict, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lookup_candidates(
+        self, model: str, sent_at: float, answered_at: float, err: WanAmbiguousSubmitError
+    ) -> WanAmbiguousSubmitError:
+        if not self.protocol.supports_list:
+            return _ambiguous(err, None, f"the {self.protocol.name} protocol cannot list tasks to check")
+        try:
+            rows = self._candidate_rows(model, sent_at, answered_at)
+        except WanError as lookup_error:
+            return _ambiguous(err, None, f"the task list could not be read ({type(lookup_error).__name__})")
+        return _ambiguous(err, rows, None)
+
+    def _candidate_rows(self, model: str, sent_at: float, answered_at: float) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for page_no in range(1, AMBIGUITY_MAX_PAGES + 1):
+            page = self.list_tasks(**candidate_filters(model, sent_at, answered_at, page_no))
+            rows += candidates_of(page)
+            if not page.tasks or (page.total_page or 1) <= page_no:
+                break
+        return rows
+
+    def _after_ambiguous(self, verdict: WanAmbiguousSubmitError, attempt: int) -> None:
+        """Raise the verdict unless the list proved no task exists and a resubmit is still allowed."""
+        if verdict.checked and not verdict.candidates and attempt <= AMBIGUOUS_RESUBMITS:
+            self.log.warning(
+                "The submit's answer was lost, and the task list shows no task of this model created meanwhile: "
+                "nothing was created, so it is sent once more"
+            )
+            return
+        raise verdict
 
     def submit(self, request: WanVideoRequest | Mapping[str, Any]) -> str:
         """
@@ -399,7 +451,32 @@ class WanHook(BaseHook):
         """Async twin of :meth:`submit_task`. :param request: the request (validated first)."""
         validated = _validated(request)
         protocol = await self._aprotocol()
-        return await self._acall(protocol.submit_request(validated), protocol.parse_submit)
+        for attempt in range(1, AMBIGUOUS_RESUBMITS + 2):
+            sent_at = time.time()
+            try:
+                return await self._acall(protocol.submit_request(validated), protocol.read_submit)
+            except WanAmbiguousSubmitError as err:
+                answered_at = time.time()
+                await asyncio.sleep(self.ambiguity_settle)
+                verdict = await self._alookup_candidates(protocol, validated.model, sent_at, answered_at, err)
+                self._after_ambiguous(verdict, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _alookup_candidates(
+        self, protocol: WanProtocol, model: str, sent_at: float, answered_at: float, err: WanAmbiguousSubmitError
+    ) -> WanAmbiguousSubmitError:
+        if not protocol.supports_list:
+            return _ambiguous(err, None, f"the {protocol.name} protocol cannot list tasks to check")
+        rows: list[dict[str, Any]] = []
+        try:
+            for page_no in range(1, AMBIGUITY_MAX_PAGES + 1):
+                page = await self.alist_tasks(**candidate_filters(model, sent_at, answered_at, page_no))
+                rows += candidates_of(page)
+                if not page.tasks or (page.total_page or 1) <= page_no:
+                    break
+        except WanError as lookup_error:
+            return _ambiguous(err, None, f"the task list could not be read ({type(lookup_error).__name__})")
+        return _ambiguous(err, rows, None)
 
     async def asubmit(self, request: WanVideoRequest | Mapping[str, Any]) -> str:
         """Async twin of :meth:`submit`. :param request: the request (validated first)."""
@@ -419,6 +496,25 @@ class WanHook(BaseHook):
         """Async twin of :meth:`list_tasks`. :param filters: as for :meth:`list_tasks`."""
         protocol = await self._aprotocol()
         return await self._acall(protocol.list_request(**filters), protocol.parse_list)
+
+
+def _ambiguous(
+    err: WanAmbiguousSubmitError, candidates: list[dict[str, Any]] | None, unchecked: str | None
+) -> WanAmbiguousSubmitError:
+    """The error to raise after looking (or failing to look) for the task a lost submit answer may have created."""
+    if candidates is None:
+        found = f"It was not resubmitted, and {unchecked}: look in Model Studio before submitting again."
+    elif not candidates:
+        found = "The task list showed no task created meanwhile, but the answer was lost again."
+    else:
+        listed = ", ".join(f"{c['task_id']} ({c['status']})" for c in candidates[:10])
+        more = f" and {len(candidates) - 10} more" if len(candidates) > 10 else ""
+        found = (
+            f"It was not resubmitted. Tasks of this model created while it was in flight, one of which is probably "
+            f"it: {listed}{more}. To keep the video without paying again, pass adopt_task_id='<task id>' to the "
+            f"operator (or wait on it with WanTaskSensor)."
+        )
+    return WanAmbiguousSubmitError(f"{err.message}. {found}", candidates=candidates, checked=candidates is not None)
 
 
 def _validated(request: WanVideoRequest | Mapping[str, Any]) -> WanVideoRequest:
