@@ -6,8 +6,10 @@ Retries reconnect to the task already submitted (Airflow 3.3+ ``task_state_store
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -16,13 +18,23 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_wan._compat import AIRFLOW_V_3_3_PLUS, AirflowException
+from airflow_provider_wan._compat import (
+    AIRFLOW_V_3_3_PLUS,
+    AirflowException,
+    AirflowFailException,
+    AirflowNotFoundException,
+)
 from airflow_provider_wan._failures import airflow_error
-from airflow_provider_wan.events import TIMEOUT, event_error, task_error, validate_event
-from airflow_provider_wan.exceptions import WanError, WanRequestValidationError, WanTimeoutError
+from airflow_provider_wan.events import CANCELED, TIMEOUT, event_error, task_error, validate_event
+from airflow_provider_wan.exceptions import (
+    WanError,
+    WanRequestValidationError,
+    WanTaskExpiredError,
+    WanTimeoutError,
+)
 from airflow_provider_wan.hooks.wan import WanHook
 from airflow_provider_wan.links import WanTaskLink
-from airflow_provider_wan.models import DEFAULT_MODEL, WanTask, WanVideoRequest
+from airflow_provider_wan.models import DEFAULT_MODEL, TaskStatus, WanTask, WanVideoRequest
 from airflow_provider_wan.triggers.wan import WanTaskTrigger
 
 if TYPE_CHECKING:
@@ -52,6 +64,32 @@ _REQUEST_FIELDS = (
     "extra_parameters",
 )
 _warned_no_state_store = False
+
+
+def default_deferrable() -> bool:
+    """
+    Whether operators and sensors defer by default: Airflow's ``[operators] default_deferrable`` when the deployment
+    sets it (environment or airflow.cfg), else True, since waiting minutes for a video should not hold a worker slot.
+    """
+    from airflow.configuration import conf
+
+    explicit = os.environ.get("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE") is not None or (
+        configparser.ConfigParser.has_option(conf, "operators", "default_deferrable")
+    )
+    return conf.getboolean("operators", "default_deferrable", fallback=True) if explicit else True
+
+
+def missing_connection(err: Exception, what: str) -> AirflowFailException:
+    """
+    A missing connection fails the task without retries: every retry would fail the same way.
+
+    :param err: the lookup's error.
+    :param what: what was being done.
+    """
+    return AirflowFailException(
+        f"{what} failed: {err}. What to do: create the `dashscope` connection (or set DASHSCOPE_API_KEY); "
+        f"retrying cannot help until then."
+    )
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
@@ -209,12 +247,20 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
     Parameters that are not templated are validated when the DAG is parsed; everything is validated again after
     rendering, before the request is sent. Content moderation, invalid parameters, a bad key and account problems
     fail the task without retries (:class:`AirflowFailException`); throttling, server errors and timeouts raise
-    ordinary errors so Airflow's retries apply. On Airflow 3.3+ a retry reconnects to the task it submitted
-    (still running: wait again; succeeded: return it; failed, canceled or expired: submit anew).
+    ordinary errors so Airflow's retries apply. A submit whose answer does not prove whether a task was created
+    (a lost answer, a gateway page) is never retried: the account's task list is checked, and the error names the
+    tasks that may be it (adopt one with ``adopt_task_id``).
+
+    Retries and clears (Airflow 3.3+ ``task_state_store``), as Airflow's durable operators: a stored task still
+    queued or running is waited on again (its place in DashScope's queue is kept); a failed, canceled or expired one
+    is replaced by a fresh submit; a succeeded one is returned without a new bill (a clear of a generation that
+    already delivered its video says so in the log; ``regenerate=True`` makes it generate a new one). Clearing a
+    deferred task cancels its task if it is still PENDING (``cancel_on_kill``); the new try then submits a fresh
+    one instead of failing on that cancel.
 
     Templated: ``prompt``, ``negative_prompt``, ``model``, ``size``, ``resolution``, ``aspect_ratio``,
     ``duration``, ``seed``, ``audio_url``, ``shot_type``, ``extra_input``, ``extra_parameters``,
-    ``poll_interval``; a ``prompt``
+    ``poll_interval``, ``adopt_task_id``; a ``prompt``
     ending in ``.txt``, ``.md`` or ``.j2`` is read from that file next to the DAG.
 
     :param prompt: what the video shows (1500 characters for wan2.5/2.6, 800 for older models).
@@ -234,7 +280,8 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
     :param extra_parameters: more ``parameters`` fields, passed through verbatim.
     :param truncate_prompt: cut over-long prompts to the model's limit instead of failing.
     :param dashscope_conn_id: the ``dashscope`` connection.
-    :param deferrable: wait on the triggerer (default) instead of in the worker.
+    :param deferrable: wait on the triggerer instead of in the worker. Default: Airflow's
+        ``[operators] default_deferrable`` when the deployment sets it, else True.
     :param wait_for_completion: wait for the video; with False, return right after the submit (use
         :class:`~airflow_provider_wan.sensors.wan.WanTaskSensor` later).
     :param poll_interval: seconds between status polls (DashScope suggests 15); templated.
@@ -242,6 +289,10 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         this and ``execution_timeout`` becomes a wall-clock deadline.
     :param cancel_on_kill: cancel the DashScope task when the Airflow task is killed, cleared or marked, or
         times out (best effort: only PENDING tasks can be canceled).
+    :param adopt_task_id: wait for this existing DashScope task instead of submitting one (templated), for
+        example a candidate named by an ambiguous-submit error; it is remembered for retries.
+    :param regenerate: when a cleared try finds that this task instance already delivered its video, generate
+        (and pay for) a new one instead of returning the stored result.
     """
 
     template_fields: Sequence[str] = (
@@ -258,6 +309,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         "extra_input",
         "extra_parameters",
         "poll_interval",
+        "adopt_task_id",
     )
     template_ext: Sequence[str] = (".txt", ".md", ".j2")
     template_fields_renderers = {"prompt": "md", "extra_input": "json", "extra_parameters": "json"}
@@ -284,11 +336,13 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         extra_parameters: dict[str, Any] | None = None,
         truncate_prompt: bool = False,
         dashscope_conn_id: str = WanHook.default_conn_name,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         wait_for_completion: bool = True,
         poll_interval: float | str = 15.0,
         timeout: float | timedelta | None = DEFAULT_TIMEOUT,
         cancel_on_kill: bool = True,
+        adopt_task_id: str | None = None,
+        regenerate: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -309,13 +363,15 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         self.extra_parameters = extra_parameters or {}
         self.truncate_prompt = truncate_prompt
         self.dashscope_conn_id = dashscope_conn_id
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.wait_for_completion = wait_for_completion
         self.poll_interval: Any = (
             poll_interval if is_templated(poll_interval, ()) else positive_seconds(poll_interval, "poll_interval")
         )
         self.timeout = _seconds(timeout)
         self.cancel_on_kill = cancel_on_kill
+        self.adopt_task_id = adopt_task_id
+        self.regenerate = regenerate
         self._dashscope_task_id: str | None = None
         self._check_at_parse_time()
 
@@ -356,40 +412,62 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
     # ----------------------------------------------------------------------------------------- execute
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Validate, reconnect or submit, then wait (deferred by default)."""
+        """Validate, reconnect, adopt or submit, then wait (deferred by default)."""
         try:
             request = self.build_request()
             self.poll_interval = positive_seconds(self.poll_interval, "poll_interval")
         except WanRequestValidationError as err:
             raise airflow_error(err, "Wan video request") from None
-        started = time.time()
-        deadline = self._deadline(context, started)
         try:
-            task_id, reconnected = self._reconnect_or_submit(context, request)
-            if reconnected is not None and reconnected.task_status.is_terminal:
-                return {**self._describe(request), **self._finish(reconnected, "Wan video generation")}
+            task_id, known = self._reconnect_or_submit(context, request)
+            if known is not None and known.task_status.is_terminal:
+                return self._deliver(context, request, known)
             if not self.wait_for_completion:
                 return {**self._describe(request), "task_id": task_id, "task_status": "PENDING"}
-            task = self._check_once(task_id)  # a fast task never needs the triggerer
-            if task is not None and task.task_status.is_terminal:
-                return {**self._describe(request), **self._finish(task, "Wan video generation")}
-            if self.deferrable:
-                self._defer_wait(task_id, deadline, started)
-            task = self._wait_in_worker(task_id, deadline)
-            return {**self._describe(request), **self._finish(task, "Wan video generation")}
+            return self._wait(context, request, task_id)
         except WanError as err:
             if isinstance(err, WanTimeoutError) and self._dashscope_task_id:
                 self._cancel_best_effort(self._dashscope_task_id)
             raise airflow_error(err, "Wan video generation") from None
+        except AirflowNotFoundException as err:
+            raise missing_connection(err, "Wan video generation") from None
+
+    def _wait(self, context: Context, request: WanVideoRequest, task_id: str) -> dict[str, Any]:
+        """Wait for ``task_id``: check once, then defer (or poll in the worker); resubmit after a clear's cancel."""
+        started = self._first_submitted(context)
+        deadline = self._deadline(context, time.time())
+        task = self._check_once(task_id)  # a fast task never needs the triggerer
+        if task is None or not task.task_status.is_terminal:
+            if self.deferrable:
+                self._defer_wait(task_id, deadline, started)
+            task = self._wait_in_worker(task_id, deadline)
+        if self._canceled_by_earlier_try(context, task):
+            return self._wait(context, request, self._submit(context, request))
+        return self._deliver(context, request, task)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the result for ``success``, raise for everything else."""
-        result = self._complete(event, "Wan video generation")
         try:
-            described = self._describe(self.build_request())
+            request: WanVideoRequest | None = self.build_request()
         except WanRequestValidationError:
-            described = {"model": self.model}
+            request = None
+        if request is not None and isinstance(event, dict) and event.get("status") == CANCELED:
+            canceled = WanTask(task_id=str(event.get("task_id")), task_status=TaskStatus.CANCELED)
+            if self._canceled_by_earlier_try(context, canceled):
+                try:
+                    return self._wait(context, request, self._submit(context, request))
+                except WanError as err:
+                    raise airflow_error(err, "Wan video generation") from None
+        result = self._complete(event, "Wan video generation")
+        self._mark_delivered(context)
+        described = self._describe(request) if request is not None else {"model": self.model}
         return {**described, **result}
+
+    def _deliver(self, context: Context, request: WanVideoRequest, task: WanTask) -> dict[str, Any]:
+        """The result of a finished task (raising for a failed one), recorded as delivered for later clears."""
+        result = {**self._describe(request), **self._finish(task, "Wan video generation")}
+        self._mark_delivered(context)
+        return result
 
     def _deadline(self, context: Context, now: float) -> float | None:
         limits = [self.timeout]
@@ -401,34 +479,75 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         known = [limit for limit in limits if limit is not None]
         return now + min(known) if known else None
 
+    # ----------------------------------------------------------------------------------------- reconnect
+
     def _reconnect_or_submit(self, context: Context, request: WanVideoRequest) -> tuple[str, WanTask | None]:
         """
-        The retry decision table (as Airflow's ResumableJobMixin): a stored task that is still running is waited on,
-        a succeeded one returned, a failed/canceled/expired one replaced by a fresh submit.
+        Decide between the task of an earlier try (or ``adopt_task_id``) and a fresh submit.
+
+        As Airflow's ResumableJobMixin, for retries and clears alike: a stored task that is still queued or
+        running is waited on; a failed, canceled or expired one is replaced by a fresh submit; a succeeded one is
+        returned, unless it was already delivered once and ``regenerate`` asks for a new video.
         """
-        store = self._state_store(context)
-        fingerprint = self._fingerprint(request)
-        stored = store.get(STATE_KEY) if store is not None else None
-        if isinstance(stored, dict) and stored.get("task_id"):
-            if stored.get("fingerprint") != fingerprint:
-                self.log.warning("The request changed since task %s was submitted; submitting anew", stored["task_id"])
+        adopt = str(self.adopt_task_id or "").strip()
+        if adopt:
+            return self._adopt(context, request, adopt)
+        stored = self._stored(context)
+        if stored is not None and stored.get("fingerprint") != self._fingerprint(request):
+            self.log.warning("The request changed since task %s was submitted; submitting anew", stored["task_id"])
+        elif stored is not None:
+            task = self.hook.get_task(stored["task_id"])
+            status = task.task_status
+            if status is TaskStatus.SUCCEEDED and stored.get("delivered") and self.regenerate:
+                self.log.warning(
+                    "Task %s already delivered its video to an earlier try; regenerate=True, so a new video is "
+                    "generated (and billed)",
+                    task.task_id,
+                )
+            elif status.is_active or status is TaskStatus.SUCCEEDED:
+                self._log_reconnect(task, stored)
+                self._remember(context, task.task_id)
+                return task.task_id, task
             else:
-                task = self.hook.get_task(stored["task_id"])
-                if not task.task_status.is_terminal or task.task_status.value == "SUCCEEDED":
-                    self.log.info(
-                        "Reconnecting to DashScope task %s (%s) submitted by an earlier try; not submitting again",
-                        task.task_id,
-                        task.task_status.value,
-                    )
-                    self._remember(context, task.task_id)
-                    return task.task_id, task
-                self.log.warning("Earlier task %s ended %s; submitting anew", task.task_id, task.task_status.value)
-        submitted = self.hook.submit_task(request)
-        self._remember(context, submitted.task_id)
-        if store is not None:
-            store.set(
-                STATE_KEY, {"task_id": submitted.task_id, "fingerprint": fingerprint, "submitted_at": time.time()}
+                self.log.warning("Earlier task %s ended %s; submitting anew", task.task_id, status.value)
+        return self._submit(context, request), None
+
+    def _log_reconnect(self, task: WanTask, stored: dict[str, Any]) -> None:
+        if task.task_status is TaskStatus.SUCCEEDED and stored.get("delivered"):
+            self.log.warning(
+                "This task instance already generated its video (DashScope task %s, submitted by try %s): it is "
+                "returned again and nothing new is generated or billed. To generate a new video, pass "
+                "regenerate=True, change the request, or delete the task state key %r",
+                task.task_id,
+                stored.get("try_number"),
+                STATE_KEY,
             )
+            return
+        self.log.info(
+            "Reconnecting to DashScope task %s (%s) submitted by try %s; not submitting again",
+            task.task_id,
+            task.task_status.value,
+            stored.get("try_number"),
+        )
+
+    def _adopt(self, context: Context, request: WanVideoRequest, task_id: str) -> tuple[str, WanTask | None]:
+        task = self.hook.get_task(task_id)
+        if task.task_status is TaskStatus.UNKNOWN:
+            raise WanTaskExpiredError(
+                f"adopt_task_id={task_id!r} is UNKNOWN to DashScope: it does not exist in this account and region, "
+                f"or it expired after 24 hours",
+                code="UNKNOWN",
+                task_id=task_id,
+            )
+        self.log.info("Adopting DashScope task %s (%s) instead of submitting", task_id, task.task_status.value)
+        self._record(context, request, task_id)
+        self._remember(context, task_id)
+        return task_id, task
+
+    def _submit(self, context: Context, request: WanVideoRequest) -> str:
+        submitted = self.hook.submit_task(request)
+        self._record(context, request, submitted.task_id)
+        self._remember(context, submitted.task_id)
         self.log.info(
             "Submitted DashScope task %s: model %s, size %s, %s s; %s s will be billed on success (request %s)",
             submitted.task_id,
@@ -438,7 +557,65 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
             request.effective_duration,
             submitted.request_id,
         )
-        return submitted.task_id, None
+        return submitted.task_id
+
+    def _canceled_by_earlier_try(self, context: Context, task: WanTask) -> bool:
+        """
+        Whether ``task`` ended CANCELED because a user cleared an earlier try while it waited (that try's kill
+        cancels its PENDING task), after this try had already reconnected to it. A canceled task was never billed,
+        so this try submits a fresh one instead of failing.
+        """
+        if task.task_status is not TaskStatus.CANCELED:
+            return False
+        stored = self._stored(context)
+        ti = context.get("ti")
+        earlier = (
+            stored is not None
+            and stored.get("task_id") == task.task_id
+            and stored.get("try_number") != getattr(ti, "try_number", None)
+        )
+        if earlier:
+            self.log.warning(
+                "Task %s, submitted by try %s, was canceled when that try was cleared; submitting anew",
+                task.task_id,
+                stored.get("try_number") if stored else None,
+            )
+        return earlier
+
+    # ----------------------------------------------------------------------------------------- state store
+
+    def _stored(self, context: Context) -> dict[str, Any] | None:
+        store = self._state_store(context)
+        stored = store.get(STATE_KEY) if store is not None else None
+        return stored if isinstance(stored, dict) and stored.get("task_id") else None
+
+    def _record(self, context: Context, request: WanVideoRequest, task_id: str) -> None:
+        store = self._state_store(context)
+        if store is None:
+            return
+        previous = self._stored(context) or {}
+        store.set(
+            STATE_KEY,
+            {
+                "task_id": task_id,
+                "fingerprint": self._fingerprint(request),
+                "submitted_at": time.time(),
+                "first_submitted_at": previous.get("first_submitted_at") or previous.get("submitted_at") or time.time(),
+                "try_number": getattr(context.get("ti"), "try_number", None),
+                "delivered": False,
+            },
+        )
+
+    def _mark_delivered(self, context: Context) -> None:
+        store = self._state_store(context)
+        stored = self._stored(context)
+        if store is not None and stored is not None and not stored.get("delivered"):
+            store.set(STATE_KEY, {**stored, "delivered": True})
+
+    def _first_submitted(self, context: Context) -> float:
+        """When this task instance first submitted, across retries and clears (elapsed times count from there)."""
+        stored = self._stored(context) or {}
+        return float(stored.get("first_submitted_at") or stored.get("submitted_at") or time.time())
 
     def _remember(self, context: Context, dashscope_task_id: str) -> None:
         self._dashscope_task_id = dashscope_task_id

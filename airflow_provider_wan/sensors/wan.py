@@ -8,11 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_wan._compat import AirflowNotFoundException
 from airflow_provider_wan._failures import airflow_error
 from airflow_provider_wan.exceptions import WanError
 from airflow_provider_wan.hooks.wan import WanHook
 from airflow_provider_wan.links import WanSensorTaskLink
-from airflow_provider_wan.operators.wan import WanWaitMixin, is_templated, positive_seconds
+from airflow_provider_wan.operators.wan import (
+    WanWaitMixin,
+    default_deferrable,
+    is_templated,
+    missing_connection,
+    positive_seconds,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,7 +38,8 @@ class WanTaskSensor(WanWaitMixin, BaseSensorOperator):
 
     :param dashscope_task_id: the DashScope task id (``task_id`` is Airflow's own argument).
     :param dashscope_conn_id: the ``dashscope`` connection.
-    :param deferrable: wait on the triggerer (default) instead of poking from a worker.
+    :param deferrable: wait on the triggerer instead of poking from a worker. Default: Airflow's
+        ``[operators] default_deferrable`` when the deployment sets it, else True.
     :param poll_interval: seconds between polls while deferred (templated; ``poke_interval`` applies in poke
         mode and defaults to this when it is not templated).
     :param cancel_on_kill: cancel the DashScope task when the deferred wait is cleared or marked (3.3+) or times out.
@@ -46,7 +54,7 @@ class WanTaskSensor(WanWaitMixin, BaseSensorOperator):
         *,
         dashscope_task_id: str,
         dashscope_conn_id: str = WanHook.default_conn_name,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float | str = 15.0,
         cancel_on_kill: bool = False,
         **kwargs: Any,
@@ -58,7 +66,7 @@ class WanTaskSensor(WanWaitMixin, BaseSensorOperator):
         super().__init__(**kwargs)
         self.dashscope_task_id = dashscope_task_id
         self.dashscope_conn_id = dashscope_conn_id
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval: Any = poll_interval
         self.cancel_on_kill = cancel_on_kill
 
@@ -68,6 +76,12 @@ class WanTaskSensor(WanWaitMixin, BaseSensorOperator):
             self.poll_interval = positive_seconds(self.poll_interval, "poll_interval")
         except WanError as err:
             raise airflow_error(err, "Waiting for the Wan video") from None
+        try:
+            return self._execute(context)
+        except AirflowNotFoundException as err:
+            raise missing_connection(err, "Waiting for the Wan video") from None
+
+    def _execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         started = time.time()
