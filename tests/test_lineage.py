@@ -1,0 +1,78 @@
+"""OpenLineage for a generation: the DashScope task as the output dataset, the soundtrack as input, no signed link.
+
+``describe_generation`` is pure; ``describe_operator_run`` and ``generation_lineage`` run in a real worker
+(``dag.test()`` of ``wan_test_lineage``, whose success callback gets the same operator and task instance as the
+OpenLineage listener). ``generation_lineage`` needs the optional openlineage provider: its test runs where it is
+installed and is skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from airflow_provider_wan.lineage import GenerationLineage, describe_generation
+from tests.conftest import task_states, xcom
+
+SIGNED_AUDIO = "https://media.example.com/sound/track.wav?X-Amz-Credential=AKIA&X-Amz-Signature=abc123"
+HAS_OPENLINEAGE = importlib.util.find_spec("airflow.providers.openlineage") is not None
+
+
+def test_the_dashscope_task_is_the_dataset():
+    described = describe_generation(
+        "8cb5-task",
+        "https://dashscope-intl.aliyuncs.com/api/v1",
+        "wan2.6-t2v",
+        {"prompt": "a red fox", "negative_prompt": "blur", "size": "1280*720", "duration": 5},
+    )
+    assert described == GenerationLineage(
+        namespace="dashscope://dashscope-intl.aliyuncs.com",
+        name="wan2.6-t2v/8cb5-task",
+        dashscope_task_id="8cb5-task",
+        description="Wan text-to-video task 8cb5-task (wan2.6-t2v, 1280*720, 5 s). Prompt: a red fox. "
+        "Negative prompt: blur",
+        inputs=(),
+    )
+
+
+def test_the_soundtrack_is_an_input_without_its_signature():
+    described = describe_generation("t", "http://127.0.0.1:8040/api/v1", "wan2.6-t2v", {"audio_url": SIGNED_AUDIO})
+    assert described.namespace == "dashscope://127.0.0.1:8040"
+    assert described.inputs == (("https://media.example.com", "sound/track.wav"),)
+    assert "Signature" not in json.dumps(described.__dict__)
+
+
+def test_an_oss_soundtrack_keeps_its_bucket_as_namespace():
+    described = describe_generation("t", "https://x/api/v1", "wan2.6-t2v", {"audio_url": "oss://bucket/a/b.mp3"})
+    assert described.inputs == (("oss://bucket", "a/b.mp3"),)
+
+
+def test_the_lineage_of_a_real_run(simulator, run_dag):
+    dag_run = run_dag("wan_test_lineage", {"prompt": "a lighthouse at dawn", "audio_url": SIGNED_AUDIO})
+    assert task_states(dag_run) == {"generate": "success"}
+    dashscope_task_id = xcom(dag_run, "generate", "task_id")
+    lineage = xcom(dag_run, "generate", "lineage")
+    host = simulator.base_url.split("://", 1)[1].split("/", 1)[0]
+    assert lineage["namespace"] == f"dashscope://{host}"
+    assert lineage["name"] == f"wan2.6-t2v/{dashscope_task_id}"
+    assert "a lighthouse at dawn" in lineage["description"] and "1280*720, 5 s" in lineage["description"]
+    assert lineage["inputs"] == [["https://media.example.com", "sound/track.wav"]]
+    assert "Signature" not in json.dumps(lineage) and "video_url" not in json.dumps(lineage)
+
+
+@pytest.mark.skipif(not HAS_OPENLINEAGE, reason="the openlineage provider is not installed")
+def test_generation_lineage_returns_the_openlineage_datasets(simulator, run_dag):
+    dag_run = run_dag("wan_test_lineage", {"prompt": "a lighthouse at dawn", "audio_url": SIGNED_AUDIO})
+    dashscope_task_id = xcom(dag_run, "generate", "task_id")
+    event = xcom(dag_run, "generate", "openlineage")
+    [output] = event["outputs"]
+    assert (output["namespace"], output["name"]) == (
+        xcom(dag_run, "generate", "lineage")["namespace"],
+        f"wan2.6-t2v/{dashscope_task_id}",
+    )
+    assert "a lighthouse at dawn" in output["facets"]["documentation"]["description"]
+    assert [(i["namespace"], i["name"]) for i in event["inputs"]] == [("https://media.example.com", "sound/track.wav")]
+    assert event["run_facets"]["externalQuery"]["externalQueryId"] == dashscope_task_id
+    assert "Signature" not in json.dumps(event)
