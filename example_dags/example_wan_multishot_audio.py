@@ -5,13 +5,15 @@
 """
 Example DAG: a multi-shot Wan 2.6 story with your own soundtrack, submitted and awaited as separate tasks.
 
-* `ensure_soundtrack` makes sure the soundtrack is in S3. Put your own `.wav` or `.mp3` (3 to 30 seconds,
-  at most 15 MB) at the `soundtrack_key`; when nothing is there yet, a silent WAV placeholder of the video's
-  length is uploaded so the example runs out of the box.
-* `soundtrack_url` presigns it (`S3Hook.generate_presigned_url`, valid one hour): DashScope downloads the
-  audio from that https link while it renders, so the bucket stays private. The link is masked in the logs.
+* `ensure_soundtrack` makes sure the soundtrack is in S3 and returns its `s3://` URI. Put your own `.wav` or
+  `.mp3` (3 to 30 seconds, at most 15 MB) at the `soundtrack_key`; when nothing is there yet, a silent WAV
+  placeholder of the video's length is uploaded so the example runs out of the box.
 * `submit` starts a `shot_type="multi"` generation (several shots, one consistent subject, the soundtrack
   as `audio_url`) and returns at once (`wait_for_completion=False`): the DashScope task id goes to XCom.
+  Right before it submits, its `pre_execute` presigns the soundtrack (`S3Hook.generate_presigned_url`, valid
+  one hour): DashScope downloads the audio from that https link, so the bucket stays private. A signed link is
+  a credential: it is made inside the task that uses it, masked in the logs, and never handed over through
+  XCom or shown as a rendered template (those keep the `s3://` URI).
 * `wait_for_video` (`WanTaskSensor`) waits for that task id on the triggerer: the pattern for videos
   submitted by one task, or even another DAG or system, and awaited elsewhere.
 * `save_to_s3` streams the video into S3 with its manifest and emits an asset event (alias `wan_videos`).
@@ -58,6 +60,24 @@ def _bucket(params: dict[str, Any]) -> str:
     return params.get("bucket") or Variable.get("wan_video_bucket", default="wan-videos")
 
 
+def presign_soundtrack(context: Any) -> None:
+    """
+    ``pre_execute`` of the submit: swap the soundtrack's ``s3://`` URI for a presigned https link DashScope can fetch.
+
+    Runs inside the task, after its templates were rendered and stored: the signed link reaches DashScope and
+    nothing else (masked in the logs; XCom and the rendered template keep the ``s3://`` URI).
+    """
+    operator = context["task"]
+    bucket, _, key = str(operator.audio_url).removeprefix("s3://").partition("/")
+    url = S3Hook(aws_conn_id=AWS_CONN_ID).generate_presigned_url(
+        client_method="get_object", params={"Bucket": bucket, "Key": key}, expires_in=PRESIGNED_URL_EXPIRY
+    )
+    if not url:
+        raise RuntimeError(f"Could not presign {operator.audio_url}")
+    mask_secret(url.split("?", 1)[-1])  # the signature is a credential: keep it out of logs
+    operator.audio_url = url
+
+
 def silent_wav(seconds: int, rate: int = 16_000) -> bytes:
     """A silent mono 16-bit PCM WAV of ``seconds`` seconds (a placeholder soundtrack)."""
     buffer = io.BytesIO()
@@ -99,7 +119,7 @@ with DAG(
 
     @task
     def ensure_soundtrack(params: dict[str, Any] | None = None) -> str:
-        """The soundtrack's key; uploads a silent placeholder of the video's length when the key is free."""
+        """The soundtrack's ``s3://`` URI; uploads a silent placeholder of the video's length when the key is free."""
         assert params is not None
         bucket, key = _bucket(params), params["soundtrack_key"]
         hook = S3Hook(aws_conn_id=AWS_CONN_ID)
@@ -109,23 +129,9 @@ with DAG(
             seconds = max(3, int(params["duration"]))  # DashScope takes 3-30 s of audio
             hook.load_bytes(silent_wav(seconds), key=key, bucket_name=bucket, replace=True)
             log.info("Uploaded a %d s silent placeholder to s3://%s/%s (replace it)", seconds, bucket, key)
-        return key
+        return f"s3://{bucket}/{key}"
 
-    @task
-    def soundtrack_url(key: str, params: dict[str, Any] | None = None) -> str:
-        """A presigned GET link DashScope can download the soundtrack from (the bucket stays private)."""
-        assert params is not None
-        url = S3Hook(aws_conn_id=AWS_CONN_ID).generate_presigned_url(
-            client_method="get_object",
-            params={"Bucket": _bucket(params), "Key": key},
-            expires_in=PRESIGNED_URL_EXPIRY,
-        )
-        if not url:
-            raise RuntimeError(f"Could not presign s3://{_bucket(params)}/{key}")
-        mask_secret(url.split("?", 1)[-1])  # the signature is a credential: keep it out of logs and the UI
-        return url
-
-    audio_url = soundtrack_url(ensure_soundtrack())
+    soundtrack = ensure_soundtrack()
 
     # [START howto_operator_wan_multishot_submit]
     submit = WanTextToVideoOperator(
@@ -136,7 +142,8 @@ with DAG(
         shot_type="multi",  # several shots, one consistent subject (needs prompt_extend, on by default)
         size="1280*720",
         duration="{{ params.duration }}",
-        audio_url=audio_url,  # the presigned link from the upstream task (XCom)
+        audio_url=soundtrack,  # the s3:// URI from the upstream task (XCom) ...
+        pre_execute=presign_soundtrack,  # ... presigned inside this task, right before the submit
         wait_for_completion=False,  # return right after the submit; the sensor below waits
     )
     # [END howto_operator_wan_multishot_submit]

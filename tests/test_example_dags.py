@@ -79,6 +79,20 @@ def _object(s3_client: Any, uri: str) -> tuple[bytes, dict[str, Any]]:
     return head["Body"].read(), head
 
 
+def _stored_values(dag_run: Any) -> list[Any]:
+    """Every XCom value and rendered template field the metadata database holds for ``dag_run``."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        xcom_rows = session.query(XComModel).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
+        rtif_rows = (
+            session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
+        )
+        return [row.value for row in xcom_rows] + [row.rendered_fields for row in rtif_rows]
+
+
 def _check_video(s3_client: Any, uri: str, sha256: str) -> dict[str, Any]:
     """The object at ``uri`` is an MP4 with that checksum and a manifest that agrees; returns the manifest."""
     body, head = _object(s3_client, uri)
@@ -123,7 +137,7 @@ def test_example_dag_structure():
     multishot = dags["example_wan_multishot_audio"]
     submit = multishot.get_task("submit")
     assert submit.shot_type == "multi" and submit.wait_for_completion is False
-    assert multishot.get_task("submit").upstream_task_ids == {"soundtrack_url"}
+    assert multishot.get_task("submit").upstream_task_ids == {"ensure_soundtrack"}
     assert multishot.get_task("wait_for_video").upstream_task_ids == {"submit"}
     assert multishot.get_task("save_to_s3").upstream_task_ids == {"submit", "wait_for_video"}
 
@@ -249,7 +263,7 @@ def test_digest_takes_bucket_and_day_from_the_triggering_events():
     assert module._day_prefixes({"triggering_asset_events": {}}) == set()
 
 
-def test_multishot_audio_presigns_the_soundtrack_submits_senses_and_saves(simulator, s3_client, bucket, run_dag):
+def test_multishot_audio_presigns_the_soundtrack_in_the_submit_senses_and_saves(simulator, s3_client, bucket, run_dag):
     key = "soundtracks/test-soundtrack.wav"
     dag_run = run_dag(
         "example_wan_multishot_audio",
@@ -257,21 +271,16 @@ def test_multishot_audio_presigns_the_soundtrack_submits_senses_and_saves(simula
     )
     assert task_states(dag_run) == {
         "ensure_soundtrack": "success",
-        "soundtrack_url": "success",
         "submit": "success",
         "wait_for_video": "success",
         "save_to_s3": "success",
     }
 
-    # A silent 10 s WAV placeholder was uploaded, and presigned for DashScope.
+    # A silent 10 s WAV placeholder was uploaded; the next task gets its s3:// URI, not a signed link.
     wav_bytes = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
     with wave.open(io.BytesIO(wav_bytes)) as wav:
         assert wav.getnframes() / wav.getframerate() == 10
-    audio_url = xcom(dag_run, "soundtrack_url")
-    assert urlsplit(audio_url).path == f"/{bucket}/{key}" and "Signature=" in urlsplit(audio_url).query
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(audio_url, timeout=10) as response:  # the link really serves the soundtrack
-        assert response.read() == wav_bytes
+    assert xcom(dag_run, "ensure_soundtrack") == f"s3://{bucket}/{key}"
 
     # The submit returned at once; the sensor waited for the same task; the request was multi-shot with audio.
     submitted = xcom(dag_run, "submit")
@@ -280,8 +289,17 @@ def test_multishot_audio_presigns_the_soundtrack_submits_senses_and_saves(simula
     assert xcom(dag_run, "wait_for_video")["task_status"] == "SUCCEEDED"
     effective = simulator.task(task_id)["effective"]
     assert effective["shot_type"] == "multi" and effective["duration"] == 10
-    assert effective["audio_url"] == audio_url
     assert simulator.counters()["tasks_created"] == 1
+
+    # DashScope got a presigned link, made inside the submit, that really serves the soundtrack ...
+    audio_url = effective["audio_url"]
+    assert urlsplit(audio_url).path == f"/{bucket}/{key}" and "Signature=" in urlsplit(audio_url).query
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(audio_url, timeout=10) as response:
+        assert response.read() == wav_bytes
+    # ... and no signed link is in XCom or in the rendered templates the UI shows.
+    stored = json.dumps(_stored_values(dag_run), default=str)
+    assert "Signature" not in stored and f'"audio_url": "s3://{bucket}/{key}"' in stored
 
     uri = xcom(dag_run, "save_to_s3")
     assert uri.endswith(f"/{task_id}.mp4")
