@@ -72,6 +72,15 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def served(task_id: str) -> bytes:
+    """The video the simulator serves for ``task_id`` (fetched through a fresh link)."""
+    import httpx
+
+    link = WanHook().get_task(task_id).video_url
+    assert link
+    return httpx.get(link).raise_for_status().content
+
+
 def keys(s3_client: Any, bucket: str) -> list[str]:
     return [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
@@ -105,6 +114,7 @@ class _S3Proxy(ThreadingHTTPServer):
     upstream: str
     fail_part: int | None = None
     reject_sha256 = False
+    rewrite: Callable[[bytes], bytes] | None = None  # applied to every response body from moto
     requests: list[str]
 
 
@@ -162,6 +172,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             conn.request(self.command, self.path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
+            if server.rewrite is not None and self.command != "HEAD":
+                data = server.rewrite(data)
             self.send_response(response.status)
             for name, value in response.getheaders():
                 if name.lower() in ("transfer-encoding", "connection", "content-length", "date", "server"):
@@ -291,7 +303,7 @@ def test_happy_path_checksum_metadata_manifest_and_asset_event(simulator, s3_cli
     assert uri == f"s3://{bucket}/{key}"
     obj = s3_client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     data = obj["Body"].read()
-    assert data == sample_video_bytes() and data[4:8] == b"ftyp"
+    assert data == served(task_id) and data[4:8] == b"ftyp"
     assert obj["ContentType"] == "video/mp4"
     assert obj["Metadata"] == {
         "wan-task-id": task_id,
@@ -423,8 +435,10 @@ def test_truncated_download_aborts_the_multipart_upload(simulator, s3_client, bu
 
 def test_truncated_small_video_writes_nothing(simulator, s3_client, bucket):
     task_id = submit(marker=f"{FAST} truncate_video=1")
-    with pytest.raises(AirflowException, match=r"WanVideoDownloadError: .* failed after 3400 of 6800 bytes"):
+    with pytest.raises(AirflowException, match=r"WanVideoDownloadError: .* failed after \d+ of \d+ bytes") as info:
         run_op(transfer(task_id, bucket))
+    got, announced = map(int, re.findall(r"failed after (\d+) of (\d+) bytes", str(info.value))[0])
+    assert got == announced // 2  # the simulator cut the body in half
     assert keys(s3_client, bucket) == []
 
 
@@ -524,7 +538,7 @@ def test_unfinished_copy_of_the_same_task_is_rewritten(simulator, s3_client, buc
     key = f"videos/{task_id}.mp4"
     s3_client.put_object(Bucket=bucket, Key=key, Body=b"half", Metadata={"wan-task-id": task_id})  # no sha256
     run_op(transfer(task_id, bucket))
-    assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == sample_video_bytes()
+    assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == served(task_id)
 
 
 def test_different_object_and_replace_false_is_a_clear_error(simulator, s3_client, bucket):
@@ -541,8 +555,9 @@ def test_different_object_and_replace_false_is_a_clear_error(simulator, s3_clien
 def test_replace_true_overwrites_a_different_object(simulator, s3_client, bucket):
     key = "videos/taken.mp4"
     s3_client.put_object(Bucket=bucket, Key=key, Body=b"somebody else's video")
-    run_op(transfer(submit(), bucket, s3_key=key, replace=True))
-    assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == sample_video_bytes()
+    task_id = submit()
+    run_op(transfer(task_id, bucket, s3_key=key, replace=True))
+    assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == served(task_id)
 
 
 # ----------------------------------------------------------------------------------------------- source problems
@@ -608,7 +623,7 @@ def test_allowed_redirects_are_followed_and_checked(simulator, web, s3_client, b
     )
     uri, _, _ = run_op(op)
     assert web.hits == ["/start.mp4", "/hop.mp4"]
-    assert s3_client.get_object(Bucket=bucket, Key=uri.split("/", 3)[3])["Body"].read() == sample_video_bytes()
+    assert s3_client.get_object(Bucket=bucket, Key=uri.split("/", 3)[3])["Body"].read() == served(task_id)
 
     web.routes["/loop.mp4"] = _redirect("/loop.mp4")
     loop = WanVideoToS3Operator(
@@ -795,3 +810,107 @@ def test_rendered_video_url_is_masked_before_it_is_stored():
     assert op.video_url == link
     shown = str(redact(op.video_url, "video_url"))
     assert "c2VjcmV0c2ln" not in shown and "LTAIkey1234" not in shown
+
+
+# ----------------------------------------------------------------------------------------------- no copy, no orphans
+
+
+def test_versioned_bucket_gets_exactly_one_version_of_each_object(simulator, s3_client, bucket):
+    s3_client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    size = 12 * MIB
+    task_id = submit(marker=f"{FAST} video_bytes={size}")
+    key = f"videos/{task_id}.mp4"
+    run_op(transfer(task_id, bucket, chunk_size=5 * MIB))
+    run_op(transfer(task_id, bucket, chunk_size=5 * MIB))  # a retry after success writes nothing
+
+    versions = s3_client.list_object_versions(Bucket=bucket).get("Versions", [])
+    assert sorted(v["Key"] for v in versions) == [key, f"{key}.json"]  # no copy-onto-itself version
+    assert recorded(s3_client, bucket, key) == {"wan-sha256": synthetic_video_sha256(size), "wan-size-bytes": str(size)}
+    assert open_uploads(s3_client, bucket) == []
+
+
+def test_uploads_left_at_the_key_by_earlier_tries_are_aborted_and_no_others(simulator, s3_client, bucket):
+    task_id = submit()
+    key = f"videos/{task_id}.mp4"
+    s3_client.create_multipart_upload(Bucket=bucket, Key=key)  # an earlier try whose abort never reached S3
+    s3_client.create_multipart_upload(Bucket=bucket, Key=f"{key}.bak")  # same prefix, another key
+    s3_client.create_multipart_upload(Bucket=bucket, Key="videos/other.mp4")
+    _, ti, _ = run_op(transfer(task_id, bucket))
+    assert sorted(u["Key"] for u in open_uploads(s3_client, bucket)) == [f"{key}.bak", "videos/other.mp4"]
+    assert sha256(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()) == ti.xcoms["sha256"]
+
+
+def test_uploads_started_after_this_try_began_are_left_alone(simulator, s3_client, bucket, s3_proxy):
+    from datetime import datetime, timedelta, timezone
+
+    task_id = submit()
+    key = f"videos/{task_id}.mp4"
+    s3_client.create_multipart_upload(Bucket=bucket, Key=key)  # e.g. a concurrent run writing the same key
+    # moto reports one fixed date for every upload: the proxy dates it an hour ahead, after this try began
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    s3_proxy.rewrite = lambda body: re.sub(
+        rb"<Initiated>[^<]*</Initiated>", f"<Initiated>{later}</Initiated>".encode(), body
+    )
+    run_op(transfer(task_id, bucket, aws_conn_id="aws_flaky"))
+    assert [u["Key"] for u in open_uploads(s3_client, bucket)] == [key]
+
+
+# ----------------------------------------------------------------------------------------------- malformed links
+
+
+@pytest.mark.parametrize(
+    ("link", "says"),
+    [
+        ("https://x.aliyuncs.com/a.mp4?Signature=abc\n", "line feed"),
+        ("https://x.aliyuncs.com/a.mp4\r\nHost: evil", "carriage return"),
+        ("https://x.aliyuncs.com/a b.mp4", "a space"),
+        ("https://x.aliyuncs.com:99999/a.mp4", "Port out of range"),
+        ("https://x.aliyuncs.com:http/a.mp4", "not a valid URL"),
+        ("https://[::1/a.mp4", "not a valid URL"),
+        ("https://ｘ.aliyuncs.com/a.mp4", "non-ASCII host"),
+        ("https://aliyuncs.com.evil.net/a.mp4", "not allowed"),
+        ("https://X.ALIYUNCS.COM.EVIL.NET/a.mp4", "not allowed"),
+        ("https://x.aliyuncs.com@evil.com/a.mp4", "user info"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://[fe80::1]/a.mp4", "link-local"),
+        ("https://0.0.0.0/a.mp4", "unspecified"),
+        ("HTTP://127.0.0.1:2/a.mp4", "not allowed"),
+        ("http://localhost/a.mp4", "not allowed"),
+        ("file:///etc/passwd", "scheme 'file'"),
+        ("//x.aliyuncs.com/a.mp4", "scheme 'none'"),
+    ],
+)
+def test_malformed_and_probing_links_are_refused_with_the_reason(link, says):
+    policy = UrlPolicy(("*.aliyuncs.com", "127.0.0.1:1"))
+    with pytest.raises(WanVideoURLRefusedError, match=re.escape(says)) as info:
+        policy.check(link)
+    assert not info.value.retryable and "abc" not in str(info.value)
+
+
+def test_malformed_link_fails_the_task_without_retry_before_any_request(simulator, s3_client, bucket, web):
+    for link in (f"http://127.0.0.1:{web.server_address[1]}/a.mp4\n", "http://127.0.0.1:99999/a.mp4"):
+        op = WanVideoToS3Operator(task_id="transfer", video_url=link, s3_bucket=bucket, allowed_hosts=["127.0.0.1:*"])
+        with pytest.raises(AirflowFailException, match="WanVideoURLRefusedError"):
+            run_op(op)
+    assert web.hits == [] and keys(s3_client, bucket) == []
+
+
+def test_base_url_host_is_allowed_on_its_own_port_only(simulator, s3_client, bucket, web):
+    link = WanHook().get_task(submit()).video_url
+    assert link
+    other = f"http://127.0.0.1:{web.server_address[1]}/oss/x.mp4"
+    web.routes["/oss/x.mp4"] = _serve(sample_video_bytes())
+    web.routes["/hop.mp4"] = _redirect(other)
+    with pytest.raises(AirflowFailException, match=f"127.0.0.1:{web.server_address[1]}, which is not allowed"):
+        run_op(WanVideoToS3Operator(task_id="transfer", video_url=other, s3_bucket=bucket))
+    assert web.hits == []
+    uri, _, _ = run_op(WanVideoToS3Operator(task_id="transfer", video_url=link, s3_bucket=bucket))
+    assert uri.startswith(f"s3://{bucket}/")
+
+
+def test_unusable_dashscope_connection_fails_without_retry(simulator, bucket, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_DASHSCOPE_BROKEN", json.dumps({"conn_type": "dashscope", "extra": {}}))
+    with pytest.raises(AirflowFailException, match="no API key"):
+        run_op(transfer(submit(), bucket, dashscope_conn_id="dashscope_broken"))
+    with pytest.raises(AirflowFailException, match=r"dashscope_missing.*isn't defined"):
+        run_op(transfer(submit(), bucket, dashscope_conn_id="dashscope_missing"))
