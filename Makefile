@@ -43,8 +43,9 @@ venv-oldest:
 	$(call make_venv,$(VENV_OLDEST),$(OLDEST_AIRFLOW))
 
 lint: venv
-	$(VENV)/bin/ruff check airflow_provider_wan tests example_dags benchmarks
+	$(VENV)/bin/ruff check airflow_provider_wan tests example_dags benchmarks demo
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy demo/run.py
 
 test-latest: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -56,7 +57,7 @@ test: lint test-latest test-oldest
 
 # PROMPT reaches the demo through the environment ("$$PROMPT"), so quotes and backticks in it stay literal text.
 demo: venv
-	$(VENV)/bin/python -m airflow_provider_wan.demo $(if $(PROMPT),--prompt "$$PROMPT",)
+	$(VENV)/bin/python demo/run.py $(if $(PROMPT),--prompt "$$PROMPT",)
 
 bench: venv
 	$(VENV)/bin/python benchmarks/run.py

@@ -9,10 +9,13 @@ open it in a video player.
 
 Usage::
 
-    python -m airflow_provider_wan.demo [--prompt TEXT] [--duration N] [--size W*H] [--keep] [--verbose]
+    python demo/run.py [--prompt TEXT] [--duration N] [--size W*H] [--keep] [--verbose]
 
 Airflow's own output goes to ``.demo/demo.log`` (``--verbose`` also streams it); the console shows what matters.
 Exit status 0 on success; otherwise one line on stderr says why.
+
+This is the repository's demo, not part of the installed package: it orchestrates processes around a checkout.
+The simulator it starts ships with the package (``python -m airflow_provider_wan.simulator``).
 """
 
 from __future__ import annotations
@@ -526,7 +529,7 @@ def _number(value: Any) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_wan.demo",
+        prog="python demo/run.py",
         description=(
             f"Run {DAG_ID} end to end on this machine: the local DashScope simulator generates, a local S3 "
             "(moto) stores, and the video is copied to the output directory. No API key, no bill."

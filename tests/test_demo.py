@@ -1,4 +1,4 @@
-"""``make demo`` (``python -m airflow_provider_wan.demo``) as a user runs it: a subprocess, a real Airflow run.
+"""``make demo`` (``python demo/run.py``) as a user runs it: a subprocess, a real Airflow run.
 
 The first run migrates a fresh Airflow home and generates a video; the second reuses the home (no migration),
 gets fresh servers and ports, and fails on purpose (content moderation) to show the one-line reason and that the
@@ -29,7 +29,7 @@ def _demo(workdir: Path, output_dir: Path, *args: str, timeout: float = 150) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     return subprocess.run(
         [
-            sys.executable, "-m", "airflow_provider_wan.demo", "--workdir", str(workdir), "--output-dir",
+            sys.executable, str(REPO / "demo" / "run.py"), "--workdir", str(workdir), "--output-dir",
             str(output_dir), "--pending-seconds", "1", "--running-seconds", "2", "--poll-interval", "0.5", *args,
         ],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
