@@ -5,17 +5,28 @@ Pure data and validation: nothing here knows about HTTP or Airflow.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from airflow_provider_wan.exceptions import WanRequestValidationError
+from airflow_provider_wan.exceptions import WanConfigurationError, WanRequestValidationError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +34,11 @@ SEED_MIN = 0
 SEED_MAX = 2_147_483_647
 NEGATIVE_PROMPT_MAX = 500
 AUDIO_URL_SCHEMES = ("http", "https", "oss")
-AUDIO_URL_SUFFIXES = (".wav", ".mp3")
+#: The aspect ratios of the ``resolution`` + ``ratio`` request shape (wan2.7 and newer).
+RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4")
+#: Region names of the capability table (the connection's ``region``, see :mod:`airflow_provider_wan.settings`).
+BEIJING, SINGAPORE, VIRGINIA, FRANKFURT = "beijing", "singapore", "virginia", "frankfurt"
+REGION_NAMES = (SINGAPORE, BEIJING, VIRGINIA, FRANKFURT)
 
 #: Size tiers: tier name -> {aspect ratio: "W*H"} (reference section 6).
 SIZE_TIERS: dict[str, dict[str, str]] = {
@@ -44,6 +59,7 @@ SIZE_TIERS: dict[str, dict[str, str]] = {
     },
 }
 SIZE_TO_TIER: dict[str, str] = {size: tier for tier, sizes in SIZE_TIERS.items() for size in sizes.values()}
+SIZE_TO_RATIO: dict[str, str] = {size: ratio for sizes in SIZE_TIERS.values() for ratio, size in sizes.items()}
 
 
 class TaskStatus(str, Enum):
@@ -71,14 +87,17 @@ class TaskStatus(str, Enum):
 _TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.UNKNOWN})
 
 
+Shape = Literal["size", "resolution"]
+
+
 @dataclass(frozen=True)
 class ModelCapability:
     """
     What one Wan text-to-video model accepts.
 
     :param name: the canonical model name sent to DashScope.
-    :param tiers: the size tiers the model renders (keys of :data:`SIZE_TIERS`).
-    :param default_size: the size DashScope uses when none is given.
+    :param tiers: the resolution tiers the model renders (keys of :data:`SIZE_TIERS`).
+    :param default_size: the ``W*H`` DashScope renders when no size (or resolution and ratio) is given.
     :param durations: the allowed ``duration`` values in seconds.
     :param default_duration: the duration DashScope uses when none is given.
     :param prompt_max: the prompt limit in characters (DashScope truncates silently beyond it).
@@ -88,7 +107,14 @@ class ModelCapability:
     :param returns_actual_prompt: whether a rewritten ``actual_prompt`` comes back when prompt_extend is on.
     :param submit_rps: DashScope's task submissions per second for this model, per account (rate-limit page).
     :param concurrency: tasks of this model DashScope processes at once per account; later ones wait PENDING.
-    :param aliases: other spellings accepted for this model.
+    :param aliases: other spellings accepted for this model (each is sent as spelled in this table).
+    :param shape: how the picture is asked for: ``size`` (``parameters.size`` = ``W*H``, wan2.6 and older) or
+        ``resolution`` (``parameters.resolution`` + ``parameters.ratio``, wan2.7 and newer).
+    :param ratios: the aspect ratios of a ``resolution``-shape model.
+    :param negative_prompt_max: the negative prompt limit in characters.
+    :param regions: the regions that offer the model, or None when unverified (then not checked).
+    :param verified: False when the row's limits come from third-party material only; they are then checked
+        as written, and the request logs that they are unconfirmed.
     """
 
     name: str
@@ -104,11 +130,28 @@ class ModelCapability:
     submit_rps: float = 5.0
     concurrency: int = 5
     aliases: tuple[str, ...] = ()
+    shape: Shape = "size"
+    ratios: tuple[str, ...] = RATIOS
+    negative_prompt_max: int = NEGATIVE_PROMPT_MAX
+    regions: frozenset[str] | None = None
+    verified: bool = True
 
     @property
     def sizes(self) -> tuple[str, ...]:
-        """Every concrete ``W*H`` size this model accepts."""
-        return tuple(size for tier in self.tiers for size in SIZE_TIERS[tier].values())
+        """Every concrete ``W*H`` size this model renders."""
+        if self.shape == "size":
+            return tuple(size for tier in self.tiers for size in SIZE_TIERS[tier].values())
+        return tuple(SIZE_TIERS[t][r] for t in self.tiers for r in self.ratios if r in SIZE_TIERS[t])
+
+    @property
+    def default_resolution(self) -> str:
+        """The tier of :attr:`default_size`, e.g. ``1080P``."""
+        return SIZE_TO_TIER.get(self.default_size, "1080P")
+
+    @property
+    def default_ratio(self) -> str:
+        """The aspect ratio of :attr:`default_size`, e.g. ``16:9``."""
+        return SIZE_TO_RATIO.get(self.default_size, "16:9")
 
     def describe_durations(self) -> str:
         """The allowed durations in words, for error messages."""
@@ -119,11 +162,42 @@ class ModelCapability:
             return f"an integer from {ds[0]} to {ds[-1]}"
         return "one of " + ", ".join(str(d) for d in ds)
 
+    def describe_shape(self) -> str:
+        """What the model takes for the picture, in words, for error messages."""
+        if self.shape == "size":
+            return f"size {', '.join(self.sizes)} ({'/'.join(self.tiers)})"
+        return f"resolution {' or '.join(self.tiers)} with aspect_ratio {', '.join(self.ratios)}"
 
-#: The capability table: one row per model (reference section 6). A new model is a new row.
+
+_ALL_REGIONS = frozenset(REGION_NAMES)
+_MAINLAND_AND_SINGAPORE = frozenset({BEIJING, SINGAPORE})
+
+_WAN27_T2V = ModelCapability(
+    name="wan2.7-t2v",
+    tiers=("720P", "1080P"),
+    default_size="1920*1080",  # [?] 1080P 16:9 as wan2.6; third-party docs agree, the official text was not re-read
+    durations=tuple(range(2, 16)),
+    default_duration=5,
+    prompt_max=5000,
+    audio=True,
+    multi_shot=False,  # multi-shot is written in the prompt; there is no shot_type
+    usage_shape="v26",
+    returns_actual_prompt=False,
+    shape="resolution",
+    regions=_MAINLAND_AND_SINGAPORE,
+)
+
+#: The capability table: one row per model (reference section 6 and dashscope-wan-current.md). A new model is a
+#: new row; a user can declare one the release does not know in the connection (:func:`declare_models`).
 #: Account limits (``submit_rps``, ``concurrency``) are Alibaba's rate-limit page, per account and model: 5/5 for
-#: wan2.5-2.7, 2/2 for wan2.2-t2v-plus and wan2.1. The query API's 20 requests/s is per account, for all models.
+#: wan2.5-2.7, 2/2 for wan2.2-t2v-plus and wan2.1, 10/5 for HappyHorse. The query API's 20 requests/s is per
+#: account, for all models. Regions: the official legacy reference and rate-limit page (wan2.6-t2v in all four;
+#: wan2.6-t2v-us only in Virginia; wan2.5/2.2/2.1 and wan2.7 in Beijing and Singapore).
 CAPABILITIES: tuple[ModelCapability, ...] = (
+    _WAN27_T2V,
+    replace(_WAN27_T2V, name="wan2.7-t2v-2026-04-25"),
+    # Only in third-party code so far: the same limits as its line, unconfirmed.
+    replace(_WAN27_T2V, name="wan2.7-t2v-2026-06-12", verified=False),
     ModelCapability(
         name="wan2.6-t2v",
         tiers=("720P", "1080P"),
@@ -135,6 +209,7 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         multi_shot=True,
         usage_shape="v26",
         returns_actual_prompt=False,
+        regions=_ALL_REGIONS,
     ),
     ModelCapability(
         name="wan2.6-t2v-us",
@@ -147,6 +222,7 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         multi_shot=True,
         usage_shape="v26",
         returns_actual_prompt=False,
+        regions=frozenset({VIRGINIA}),
     ),
     ModelCapability(
         name="wan2.5-t2v-preview",
@@ -159,6 +235,7 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         multi_shot=False,
         usage_shape="legacy",
         returns_actual_prompt=True,
+        regions=_MAINLAND_AND_SINGAPORE,
     ),
     ModelCapability(
         name="wan2.2-t2v-plus",
@@ -173,6 +250,7 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         returns_actual_prompt=True,
         submit_rps=2.0,
         concurrency=2,
+        regions=_MAINLAND_AND_SINGAPORE,
     ),
     ModelCapability(
         name="wanx2.1-t2v-turbo",
@@ -188,6 +266,7 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         submit_rps=2.0,
         concurrency=2,
         aliases=("wan2.1-t2v-turbo",),
+        regions=_MAINLAND_AND_SINGAPORE,
     ),
     ModelCapability(
         name="wanx2.1-t2v-plus",
@@ -203,6 +282,70 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         submit_rps=2.0,
         concurrency=2,
         aliases=("wan2.1-t2v-plus",),
+        regions=_MAINLAND_AND_SINGAPORE,
+    ),
+    # Newer lines on the same route with the resolution + ratio shape. UNVERIFIED: limits from third-party docs
+    # and code only (Comfy, new-api, Cloudflare); regions unknown, so not checked. Declare a corrected row in the
+    # connection's ``models`` extra if Alibaba documents other limits.
+    ModelCapability(
+        name="wan3.0-video",
+        tiers=("480P", "720P", "1080P"),
+        default_size="1920*1080",
+        durations=tuple(range(2, 31)),  # [?] "max 30 s" only in third-party code
+        default_duration=5,
+        prompt_max=20_000,
+        audio=True,
+        multi_shot=False,
+        usage_shape="v26",
+        returns_actual_prompt=False,
+        shape="resolution",
+        verified=False,
+    ),
+    ModelCapability(
+        name="wan3.0-video-prime",
+        tiers=("480P", "720P", "1080P"),
+        default_size="1920*1080",
+        durations=tuple(range(2, 31)),
+        default_duration=5,
+        prompt_max=20_000,
+        audio=True,
+        multi_shot=False,
+        usage_shape="v26",
+        returns_actual_prompt=False,
+        shape="resolution",
+        verified=False,
+    ),
+    ModelCapability(
+        name="happyhorse-1.0-t2v",
+        tiers=("720P", "1080P"),
+        default_size="1920*1080",
+        durations=tuple(range(3, 16)),  # [?] 3-15 s per Comfy and Cloudflare
+        default_duration=5,
+        prompt_max=5000,  # [?] not documented anywhere we found
+        audio=False,  # [?] no audio_url documented
+        multi_shot=False,
+        usage_shape="v26",
+        returns_actual_prompt=False,
+        submit_rps=10.0,
+        concurrency=5,
+        shape="resolution",
+        verified=False,
+    ),
+    ModelCapability(
+        name="happyhorse-1.1-t2v",
+        tiers=("720P", "1080P"),
+        default_size="1920*1080",
+        durations=tuple(range(3, 16)),
+        default_duration=5,
+        prompt_max=5000,
+        audio=False,
+        multi_shot=False,
+        usage_shape="v26",
+        returns_actual_prompt=False,
+        submit_rps=10.0,
+        concurrency=5,
+        shape="resolution",
+        verified=False,
     ),
 )
 
@@ -211,11 +354,62 @@ KNOWN_MODELS: tuple[str, ...] = tuple(_BY_NAME)
 #: DashScope's task query limit (GET /tasks/{id} and GET /tasks), per account, shared by every client.
 ACCOUNT_QUERY_QPS = 20.0
 DEFAULT_MODEL = "wan2.6-t2v"
+#: Models declared by a connection (``models`` extra): lower-cased name -> row. Declared rows win over the table.
+DeclaredModels = Mapping[str, ModelCapability]
 
 
-def get_capability(model: str) -> ModelCapability | None:
-    """Return the capability row for ``model`` (any accepted spelling), or None for a model we do not know."""
-    return _BY_NAME.get(model.strip().lower())
+def get_capability(model: str, declared: DeclaredModels | None = None) -> ModelCapability | None:
+    """
+    Return the capability row for ``model`` (any accepted spelling, any case), or None for a model we do not know.
+
+    :param model: the model name as typed.
+    :param declared: rows a connection declares (they win over the built-in table).
+    """
+    key = model.strip().lower()
+    if declared and key in declared:
+        return declared[key]
+    return _BY_NAME.get(key)
+
+
+def canonical_model(model: str, declared: DeclaredModels | None = None) -> str:
+    """
+    The spelling DashScope expects: the table's (lower-case) spelling of a known model, else the name as typed.
+
+    DashScope matches model names exactly: ``WAN2.6-T2V`` is a 404.
+
+    :param model: the model name as typed.
+    :param declared: rows a connection declares.
+    """
+    key = model.strip().lower()
+    if declared and key in declared:
+        return declared[key].name
+    return key if key in _BY_NAME else model.strip()
+
+
+def check_region(model: str, region: str | None, declared: DeclaredModels | None = None) -> None:
+    """
+    Refuse a model the region does not offer, before anything is sent (pure: no I/O).
+
+    Nothing is checked when the region is not known (an explicit base URL such as a gateway or the simulator), when
+    the model is unknown, or when the model's regions are unverified.
+
+    :param model: the model name (any spelling or case).
+    :param region: the connection's region name (``singapore``, ``beijing``, ``virginia``, ``frankfurt``), or None.
+    :param declared: rows a connection declares.
+    :raises WanRequestValidationError: naming the model, the region and where the model is offered.
+    """
+    cap = get_capability(model, declared)
+    if region is None or cap is None or cap.regions is None:
+        return
+    region = region.strip().lower()
+    if region in cap.regions:
+        return
+    offered = ", ".join(r for r in REGION_NAMES if r in cap.regions)
+    here = ", ".join(c.name for c in CAPABILITIES if c.regions is not None and region in c.regions) or "none"
+    raise WanRequestValidationError(
+        f"Invalid Wan video request: model={model.strip()!r} is not offered in region {region!r} (model, key and "
+        f"region must match); it is offered in: {offered}. Models offered in {region}: {here}"
+    )
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[*xX×]\s*(\d+)\s*$")
@@ -237,10 +431,22 @@ def normalize_size(value: str) -> str:
     return f"{int(match.group(1))}*{int(match.group(2))}"
 
 
-def _size_from_tier(resolution: str, aspect_ratio: str) -> str:
+def _tier(resolution: str) -> str:
     tier = resolution.strip().upper()
     if tier not in SIZE_TIERS:
         raise ValueError(f"resolution={resolution!r} is not a tier; allowed: {', '.join(SIZE_TIERS)}")
+    return tier
+
+
+def _ratio(aspect_ratio: str) -> str:
+    ratio = aspect_ratio.strip().replace("/", ":")
+    if ratio not in RATIOS:
+        raise ValueError(f"aspect_ratio={aspect_ratio!r} is not an aspect ratio; allowed: {', '.join(RATIOS)}")
+    return ratio
+
+
+def _size_from_tier(resolution: str, aspect_ratio: str) -> str:
+    tier = _tier(resolution)
     ratio = aspect_ratio.strip().replace("/", ":")
     sizes = SIZE_TIERS[tier]
     if ratio not in sizes:
@@ -252,19 +458,26 @@ class WanVideoRequest(BaseModel):
     """
     One text-to-video generation, validated against the model's capabilities before any HTTP request.
 
-    :param model: the Wan model; unknown (newer) models are passed through with a warning.
-    :param prompt: what the video shows; required and limited by the model (1500 or 800 characters).
+    The model's row says how the picture is asked for: wan2.6 and older take a pixel ``size``; wan2.7 and newer
+    take ``resolution`` + ``ratio``. Either way you may give ``size`` or ``resolution`` with ``aspect_ratio``: a
+    size is turned into its tier and ratio, and a tier and ratio into their size, as the model needs.
+
+    :param model: the Wan model (any case; sent in the spelling DashScope expects). Unknown (newer) models are
+        passed through with a warning, with the newer ``resolution`` + ``ratio`` shape.
+    :param prompt: what the video shows; required and limited by the model (5000, 1500 or 800 characters).
     :param negative_prompt: what the video must not show (at most 500 characters).
     :param size: ``W*H`` (``1280x720`` and ``1280×720`` are accepted too).
     :param resolution: a tier (``480P``, ``720P``, ``1080P``) to combine with ``aspect_ratio``
         instead of ``size``.
-    :param aspect_ratio: ``16:9``, ``9:16``, ``1:1``, ``4:3`` or ``3:4``, used with ``resolution``.
+    :param aspect_ratio: ``16:9``, ``9:16``, ``1:1``, ``4:3`` or ``3:4``, used with ``resolution``
+        (sent as ``parameters.ratio`` to wan2.7 and newer).
     :param duration: seconds of video (billed per second); allowed values depend on the model.
     :param prompt_extend: let DashScope rewrite the prompt (its default is on).
     :param watermark: add the "AI-generated" watermark (its default is off).
     :param seed: an integer in [0, 2147483647].
-    :param audio: auto-dubbing on or off (wan2.5 and wan2.6 only).
-    :param audio_url: an http(s) or oss:// URL of a .wav or .mp3 soundtrack (wan2.5 and wan2.6 only).
+    :param audio: auto-dubbing on or off (models that make sound only).
+    :param audio_url: an https (or presigned) URL or an ``oss://`` resource of a soundtrack (wav or mp3 content;
+        the URL needs no file extension); models that make sound only.
     :param shot_type: ``single`` or ``multi`` (multi-shot narrative, wan2.6 with prompt_extend on).
     :param extra_input: further ``input`` fields, passed through verbatim.
     :param extra_parameters: further ``parameters`` fields, passed through verbatim.
@@ -289,6 +502,7 @@ class WanVideoRequest(BaseModel):
     extra_input: dict[str, Any] = Field(default_factory=dict)
     extra_parameters: dict[str, Any] = Field(default_factory=dict)
     truncate_prompt: bool = False
+    _capability: ModelCapability | None = PrivateAttr(default=None)
 
     @field_validator("model")
     @classmethod
@@ -324,6 +538,16 @@ class WanVideoRequest(BaseModel):
     def _size_format(cls, value: str | None) -> str | None:
         return None if value is None or not value.strip() else normalize_size(value)
 
+    @field_validator("resolution")
+    @classmethod
+    def _resolution_format(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else _tier(value)
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _aspect_ratio_format(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else _ratio(value)
+
     @field_validator("seed")
     @classmethod
     def _seed_range(cls, value: int | None) -> int | None:
@@ -341,62 +565,82 @@ class WanVideoRequest(BaseModel):
     @field_validator("audio_url")
     @classmethod
     def _audio_url_shape(cls, value: str | None) -> str | None:
+        # The format is a property of the content, not of the URL: presigned S3 keys and CDN links that route by
+        # query string have no .wav/.mp3 suffix. DashScope fetches it and refuses what it cannot read.
         if value is None or not value.strip():
             return None
         value = value.strip()
         parts = urlsplit(value)
         if parts.scheme.lower() not in AUDIO_URL_SCHEMES or not parts.netloc:
             raise ValueError(
-                f"audio_url={_short(value)!r} is not a URL DashScope can fetch; allowed: http(s):// or oss:// URLs"
-            )
-        if not parts.path.lower().endswith(AUDIO_URL_SUFFIXES):
-            raise ValueError(
-                f"audio_url={_short(value)!r} does not name a .wav or .mp3 file; allowed formats: wav, mp3"
+                f"audio_url={_short(value)!r} is not a URL DashScope can fetch; allowed: https:// (or presigned) "
+                f"URLs and oss:// resources"
             )
         return value
 
     @classmethod
-    def build(cls, *, skip_capabilities: bool = False, **fields: Any) -> WanVideoRequest:
+    def build(
+        cls, *, skip_capabilities: bool = False, models: DeclaredModels | None = None, **fields: Any
+    ) -> WanVideoRequest:
         """
         Validate ``fields`` into a request, raising one readable error that names each bad parameter.
 
         :param skip_capabilities: check each field on its own but not against the model (the model is not known
             yet, for example because it is templated).
+        :param models: models a connection declares (its ``models`` extra, see :func:`declare_models`); they win
+            over the built-in table.
         :param fields: the request's fields; None values are treated as not given.
         """
         given = {k: v for k, v in fields.items() if v is not None}
         try:
-            return cls.model_validate(given, context={"skip_capabilities": skip_capabilities})
+            return cls.model_validate(given, context={"skip_capabilities": skip_capabilities, "models": models})
         except ValidationError as err:
             raise WanRequestValidationError(_readable(err)) from None
 
+    def fields(self) -> dict[str, Any]:
+        """The fields as given (after normalisation), to build the request again, e.g. with declared models."""
+        return self.model_dump(exclude_none=True)
+
     @model_validator(mode="after")
     def _check_against_model(self, info: ValidationInfo) -> WanVideoRequest:
-        self._resolve_size()
+        context = info.context or {}
+        declared: DeclaredModels | None = context.get("models")
         self._check_extras()
-        if info.context and info.context.get("skip_capabilities"):
+        object.__setattr__(self, "model", canonical_model(self.model, declared))
+        cap = get_capability(self.model, declared)
+        self._capability = cap
+        if context.get("skip_capabilities"):
             return self
-        cap = get_capability(self.model)
         if cap is None:
             log.warning(
-                "Model %r is not in this provider's capability table (known: %s); passing it through "
-                "with only generic checks.",
+                "Model %r is not in this provider's capability table (known: %s) nor declared in the connection's "
+                "models extra; passing it through with only generic checks and the resolution + ratio shape.",
                 self.model,
                 ", ".join(c.name for c in CAPABILITIES),
             )
+            self._resolve_picture("resolution")
             return self
-        self._check_size(cap)
+        if not cap.verified:
+            log.info("The limits of model %r are not confirmed by Alibaba's documentation yet", cap.name)
+        self._resolve_picture(cap.shape, cap)
+        self._check_picture(cap)
         self._check_duration(cap)
         self._check_audio(cap)
         self._check_shot_type(cap)
         self._check_lengths(cap)
         return self
 
-    def _resolve_size(self) -> None:
+    def _resolve_picture(self, shape: Shape, cap: ModelCapability | None = None) -> None:
+        """Make ``size`` or ``resolution`` + ``aspect_ratio`` consistent for the model's request shape."""
+        if shape == "size":
+            self._resolve_size(cap)
+        else:
+            self._resolve_tier_and_ratio()
+
+    def _resolve_size(self, cap: ModelCapability | None) -> None:
         if self.resolution is None and self.aspect_ratio is None:
             return
-        cap = get_capability(self.model)
-        default_tier = SIZE_TO_TIER.get(cap.default_size, "1080P") if cap else "1080P"
+        default_tier = cap.default_resolution if cap else "1080P"
         derived = _size_from_tier(self.resolution or default_tier, self.aspect_ratio or "16:9")
         if self.size is not None and self.size != derived:
             raise ValueError(
@@ -405,19 +649,55 @@ class WanVideoRequest(BaseModel):
             )
         object.__setattr__(self, "size", derived)
 
+    def _resolve_tier_and_ratio(self) -> None:
+        """wan2.7 and newer: a pixel size is turned into its tier and ratio (``1280*720`` -> 720P, 16:9)."""
+        if self.size is None:
+            return
+        tier, ratio = SIZE_TO_TIER.get(self.size), SIZE_TO_RATIO.get(self.size)
+        if tier is None or ratio is None:
+            raise ValueError(
+                f"size={self.size!r} is not the size of a resolution tier, and model {self.model!r} takes "
+                f"resolution + ratio, not a pixel size; pass resolution (480P, 720P, 1080P) with aspect_ratio "
+                f"({', '.join(RATIOS)}), or a size such as 1280*720"
+            )
+        for name, value, derived in (("resolution", self.resolution, tier), ("aspect_ratio", self.aspect_ratio, ratio)):
+            if value is not None and value != derived:
+                raise ValueError(
+                    f"size={self.size!r} ({tier}, {ratio}) contradicts {name}={value!r}; give one or the other"
+                )
+        object.__setattr__(self, "resolution", tier)
+        object.__setattr__(self, "aspect_ratio", ratio)
+
     def _check_extras(self) -> None:
         named_inputs = {"prompt", "negative_prompt", "audio_url"}
-        named_params = {"size", "duration", "prompt_extend", "watermark", "seed", "audio", "shot_type"}
+        named_params = {
+            "size",
+            "resolution",
+            "ratio",
+            "duration",
+            "prompt_extend",
+            "watermark",
+            "seed",
+            "audio",
+            "shot_type",
+        }
         for where, extras, named in (
             ("extra_input", self.extra_input, named_inputs),
             ("extra_parameters", self.extra_parameters, named_params),
         ):
             clash = sorted(set(extras) & named)
             if clash:
+                own = "aspect_ratio" if clash[0] == "ratio" else clash[0]
                 raise ValueError(
                     f"{where} sets {', '.join(clash)}, which have their own arguments; "
-                    f"pass {clash[0]}=... instead so it is validated"
+                    f"pass {own}=... instead so it is validated"
                 )
+
+    def _check_picture(self, cap: ModelCapability) -> None:
+        if cap.shape == "size":
+            self._check_size(cap)
+        else:
+            self._check_tier_and_ratio(cap)
 
     def _check_size(self, cap: ModelCapability) -> None:
         if self.size is None or self.size in cap.sizes:
@@ -440,6 +720,22 @@ class WanVideoRequest(BaseModel):
             f"size={self.size!r} is not allowed for model {self.model!r}{why}; "
             f"allowed: {', '.join(cap.sizes)} ({'/'.join(cap.tiers)})"
         )
+
+    def _check_tier_and_ratio(self, cap: ModelCapability) -> None:
+        tier = self.effective_resolution
+        ratio = self.effective_ratio
+        if tier in cap.tiers and ratio in cap.ratios and ratio in SIZE_TIERS.get(tier or "", {}):
+            return
+        given = ", ".join(
+            f"{name}={value!r}"
+            for name, value in (
+                ("size", self.size),
+                ("resolution", self.resolution),
+                ("aspect_ratio", self.aspect_ratio),
+            )
+            if value is not None
+        )
+        raise ValueError(f"{given} is not offered by model {self.model!r}; allowed: {cap.describe_shape()}")
 
     def _check_duration(self, cap: ModelCapability) -> None:
         if self.duration is not None and self.duration not in cap.durations:
@@ -466,8 +762,9 @@ class WanVideoRequest(BaseModel):
         if self.shot_type != "multi":
             return
         if not cap.multi_shot:
+            hint = "; write the shots in the prompt instead" if cap.shape == "resolution" else ""
             raise ValueError(
-                f"shot_type='multi' is not supported by model {self.model!r}; multi-shot is available on: "
+                f"shot_type='multi' is not supported by model {self.model!r}{hint}; multi-shot is available on: "
                 f"{', '.join(c.name for c in CAPABILITIES if c.multi_shot)}"
             )
         if self.prompt_extend is False:
@@ -477,7 +774,7 @@ class WanVideoRequest(BaseModel):
             )
 
     def _check_lengths(self, cap: ModelCapability) -> None:
-        for field, limit in (("prompt", cap.prompt_max), ("negative_prompt", NEGATIVE_PROMPT_MAX)):
+        for field, limit in (("prompt", cap.prompt_max), ("negative_prompt", cap.negative_prompt_max)):
             text = getattr(self, field)
             if text is None or len(text) <= limit:
                 continue
@@ -492,14 +789,46 @@ class WanVideoRequest(BaseModel):
 
     @property
     def capability(self) -> ModelCapability | None:
-        """The capability row of this request's model, or None for an unknown model."""
-        return get_capability(self.model)
+        """The capability row of this request's model (built-in or declared), or None for an unknown model."""
+        return self._capability
+
+    @property
+    def shape(self) -> Shape:
+        """How the picture is sent: ``size`` (wan2.6 and older) or ``resolution`` (+ ``ratio``; newer, unknown)."""
+        cap = self.capability
+        return cap.shape if cap else "resolution"
+
+    @property
+    def effective_resolution(self) -> str | None:
+        """The tier the video will have: the one asked for (or of the size asked for), else the model's default."""
+        if self.resolution is not None:
+            return self.resolution
+        if self.size is not None:
+            return SIZE_TO_TIER.get(self.size)
+        cap = self.capability
+        return cap.default_resolution if cap else None
+
+    @property
+    def effective_ratio(self) -> str | None:
+        """The aspect ratio the video will have: the one asked for, else the model's default (16:9 with a tier)."""
+        if self.aspect_ratio is not None:
+            return self.aspect_ratio
+        if self.size is not None:
+            return SIZE_TO_RATIO.get(self.size)
+        cap = self.capability
+        if cap is not None:
+            return "16:9" if self.resolution is not None else cap.default_ratio
+        return None
 
     @property
     def effective_size(self) -> str | None:
-        """The size the video will have: the one asked for, else the model's default."""
+        """The ``W*H`` the video will have: the one asked for (or of the tier and ratio), else the model's default."""
+        if self.size is not None:
+            return self.size
+        if self.shape == "resolution" and self.effective_resolution and self.effective_ratio:
+            return SIZE_TIERS.get(self.effective_resolution, {}).get(self.effective_ratio)
         cap = self.capability
-        return self.size or (cap.default_size if cap else None)
+        return cap.default_size if cap else None
 
     @property
     def effective_duration(self) -> int | None:
@@ -509,7 +838,7 @@ class WanVideoRequest(BaseModel):
 
     def summary(self) -> dict[str, Any]:
         """A JSON-safe description for logs and manifests (the prompt is included; no secrets exist here)."""
-        return {
+        summary = {
             "model": self.model,
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
@@ -524,6 +853,11 @@ class WanVideoRequest(BaseModel):
             "extra_input": dict(self.extra_input),
             "extra_parameters": dict(self.extra_parameters),
         }
+        if self.shape == "resolution":
+            # Only for the newer shape, so the fingerprint of a wan2.6 request stays what earlier versions stored.
+            summary["resolution"] = self.effective_resolution
+            summary["ratio"] = self.effective_ratio
+        return summary
 
 
 def _readable(err: ValidationError) -> str:
@@ -554,6 +888,160 @@ def _strip_query(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     return parts._replace(query="", fragment="").geturl() if parts.query else url
+
+
+#: Keys of a declared model (the connection's ``models`` extra) -> what they hold, for error messages.
+DECLARABLE: dict[str, str] = {
+    "like": "a known model to start from (default: wan2.7-t2v for the resolution shape, wan2.6-t2v for size)",
+    "shape": "'resolution' (resolution + ratio) or 'size' (W*H)",
+    "resolutions": "tiers such as ['720P', '1080P']",
+    "ratios": f"aspect ratios among {', '.join(RATIOS)}",
+    "durations": "a list of seconds, or 'min-max' such as '2-15'",
+    "default_duration": "seconds",
+    "default_resolution": "a tier such as '1080P'",
+    "default_ratio": "an aspect ratio such as '16:9'",
+    "prompt_max": "characters",
+    "negative_prompt_max": "characters",
+    "audio": "true or false",
+    "multi_shot": "true or false",
+    "regions": f"region names among {', '.join(REGION_NAMES)}",
+    "submit_rps": "task submissions per second for the account",
+    "concurrency": "tasks processing at once for the account",
+}
+
+
+def declare_models(spec: Any, source: str = "the connection") -> dict[str, ModelCapability]:
+    """
+    Read the ``models`` extra: rows for models this release does not know (or corrections of known rows).
+
+    Example: ``{"wan2.8-t2v": {"like": "wan2.7-t2v", "durations": "2-20"}}``. Unset keys come from ``like`` (or the
+    known row of the same name); a new model's regions are not checked unless given.
+
+    :param spec: a dict of model name -> keys of :data:`DECLARABLE`, or its JSON text (from a form field).
+    :param source: where it came from, for messages.
+    :raises WanConfigurationError: naming the model, the key, the value and what is allowed.
+    """
+    if spec in (None, "", {}):
+        return {}
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            raise WanConfigurationError(f"models={_short(spec)!r} in {source} is not JSON") from None
+    if not isinstance(spec, Mapping):
+        raise WanConfigurationError(f"models in {source} must map model names to their limits, got {spec!r}")
+    declared: dict[str, ModelCapability] = {}
+    for name, fields in spec.items():
+        where = f"models[{name!r}] in {source}"
+        if not isinstance(name, str) or not name.strip():
+            raise WanConfigurationError(f"{where}: a model name must be a non-empty string")
+        if not isinstance(fields, Mapping):
+            raise WanConfigurationError(f"{where} must be an object of {', '.join(DECLARABLE)}; got {fields!r}")
+        unknown = sorted(set(fields) - set(DECLARABLE))
+        if unknown:
+            raise WanConfigurationError(
+                f"{where} has unknown keys {', '.join(unknown)}; allowed: {', '.join(DECLARABLE)}"
+            )
+        try:
+            declared[name.strip().lower()] = _declared_row(name.strip(), dict(fields))
+        except (TypeError, ValueError) as err:
+            raise WanConfigurationError(f"{where}: {err}") from None
+    return declared
+
+
+def _declared_row(name: str, fields: dict[str, Any]) -> ModelCapability:
+    known = _BY_NAME.get(name.lower())
+    shape = fields.get("shape")
+    if shape is not None and shape not in ("size", "resolution"):
+        raise ValueError(f"shape={shape!r}; allowed: {DECLARABLE['shape']}")
+    like_name = fields.get("like") or ("wan2.6-t2v" if shape == "size" else "wan2.7-t2v")
+    base = known or _BY_NAME.get(str(like_name).strip().lower())
+    if base is None:
+        raise ValueError(f"like={like_name!r} is not a known model; allowed: {', '.join(c.name for c in CAPABILITIES)}")
+    tiers = tuple(_tier(str(t)) for t in _listed(fields, "resolutions", base.tiers))
+    ratios = tuple(_ratio(str(r)) for r in _listed(fields, "ratios", base.ratios))
+    durations = _durations(fields.get("durations"), base.durations)
+    default_resolution = _tier(str(fields.get("default_resolution") or base.default_resolution))
+    default_ratio = _ratio(str(fields.get("default_ratio") or base.default_ratio))
+    regions = _regions(fields["regions"]) if "regions" in fields else (base.regions if known else None)
+    row = replace(
+        base,
+        name=known.name if known else name,
+        aliases=(),
+        shape=shape or base.shape,
+        tiers=tiers,
+        ratios=ratios,
+        durations=durations,
+        default_duration=_positive_int(fields.get("default_duration", base.default_duration), "default_duration"),
+        default_size=_size_from_tier(default_resolution, default_ratio),
+        prompt_max=_positive_int(fields.get("prompt_max", base.prompt_max), "prompt_max"),
+        negative_prompt_max=_positive_int(
+            fields.get("negative_prompt_max", base.negative_prompt_max), "negative_prompt_max"
+        ),
+        audio=_flag(fields.get("audio", base.audio), "audio"),
+        multi_shot=_flag(fields.get("multi_shot", base.multi_shot), "multi_shot"),
+        regions=regions,
+        submit_rps=_positive_number(fields.get("submit_rps", base.submit_rps), "submit_rps"),
+        concurrency=_positive_int(fields.get("concurrency", base.concurrency), "concurrency"),
+        verified=True,
+    )
+    if row.default_duration not in row.durations:
+        raise ValueError(
+            f"default_duration={row.default_duration} is not among its durations ({row.describe_durations()})"
+        )
+    if row.default_resolution not in row.tiers:
+        raise ValueError(f"default_resolution={default_resolution!r} is not among its resolutions {list(row.tiers)}")
+    return row
+
+
+def _listed(fields: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple[Any, ...]:
+    value = fields.get(key)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{key}={value!r}; allowed: {DECLARABLE[key]}")
+    return tuple(value)
+
+
+def _durations(value: Any, default: tuple[int, ...]) -> tuple[int, ...]:
+    if value is None:
+        return default
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*-\s*\d+\s*", value):
+        low, high = (int(part) for part in value.split("-"))
+        if 0 < low <= high:
+            return tuple(range(low, high + 1))
+    if isinstance(value, (list, tuple)) and value and all(type(v) is int and v > 0 for v in value):
+        return tuple(sorted(set(value)))
+    raise ValueError(f"durations={value!r}; allowed: {DECLARABLE['durations']}")
+
+
+def _regions(value: Any) -> frozenset[str]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(
+        isinstance(n, str) and n.strip().lower() in REGION_NAMES for n in names
+    ):
+        raise ValueError(f"regions={value!r}; allowed: {DECLARABLE['regions']}")
+    return frozenset(n.strip().lower() for n in names)
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if type(value) is int and value > 0:
+        return value
+    raise ValueError(f"{key}={value!r}; allowed: a positive integer ({DECLARABLE.get(key, key)})")
+
+
+def _positive_number(value: Any, key: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ValueError(f"{key}={value!r}; allowed: a positive number ({DECLARABLE[key]})")
+
+
+def _flag(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"{key}={value!r}; allowed: true or false")
 
 
 class WanUsage(BaseModel):
