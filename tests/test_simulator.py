@@ -159,13 +159,16 @@ def test_an_unknown_model_is_404_model_not_found(wan_simulator: WanSimulator) ->
         ("wan2.6-t2v", {"seed": -1}, "parameters.seed"),
         ("wan2.6-t2v", {"seed": 2**31}, "parameters.seed"),
         ("wan2.6-t2v", {"prompt_extend": "sometimes"}, "parameters.prompt_extend"),
+        ("wan2.7-t2v", {"size": "1280*720"}, "parameters.size"),
+        ("wan2.7-t2v", {"resolution": "480P", "ratio": "16:9"}, "parameters.resolution"),
+        ("wan2.7-t2v", {"resolution": "720P", "ratio": "2:1"}, "parameters.ratio"),
     ],
 )
 def test_invalid_parameters_are_400_naming_the_field(
     wan_simulator: WanSimulator, model: str, params: dict[str, Any], field: str
 ) -> None:
     body = assert_error(submit(wan_simulator, model=model, **params), 400, "InvalidParameter", field)
-    if field.endswith(("size", "duration")) or params.get("shot_type") == "multi":
+    if field.endswith(("size", "duration", "resolution", "ratio")) or params.get("shot_type") == "multi":
         assert f"model {model}" in body["message"]
     if "size" in field:
         assert body["message"].startswith("The size is not match")
@@ -195,7 +198,7 @@ def test_long_prompts_are_silently_truncated_per_model(wan_simulator: WanSimulat
 
 def test_unknown_models_can_be_allowed_and_report_the_newest_usage_shape(wan_simulator_factory: Factory) -> None:
     sim = wan_simulator_factory(allow_unknown_models=True, pending_seconds=0, running_seconds=0)
-    body = wait_for(sim, create(sim, model="wan3.0-video", size="1000*500"), "SUCCEEDED")
+    body = wait_for(sim, create(sim, model="wan9-t2v-future", size="1000*500"), "SUCCEEDED")
     assert body["usage"]["size"] == "1000*500" and body["usage"]["output_video_duration"] == 5
 
 

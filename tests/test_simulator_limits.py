@@ -52,7 +52,7 @@ def test_the_limits_are_on_by_default_as_the_capability_table_says() -> None:
     assert config.limits_for("wan2.6-t2v").concurrency == 5
     assert config.limits_for("wan2.2-t2v-plus").concurrency == 2
     assert config.limits_for("wan2.1-t2v-turbo") == config.limits_for("wanx2.1-t2v-turbo")
-    unknown = config.limits_for("wan3.0-video")
+    unknown = config.limits_for("wan9-t2v-future")
     assert (unknown.submit_rps, unknown.concurrency) == (5, 5)
 
 
@@ -243,11 +243,11 @@ def test_overrides_from_the_command_line() -> None:
 def test_unknown_models_get_five_and_five(wan_simulator_factory: Factory) -> None:
     clock = ManualClock(start=START)
     sim = wan_simulator_factory(clock=clock, allow_unknown_models=True, pending_seconds=0, running_seconds=60)
-    answers = [submit(sim, model="wan3.0-video") for _ in range(6)]
+    answers = [submit(sim, model="wan9-t2v-future") for _ in range(6)]
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     clock.advance(1)
     ids = [a.json()["output"]["task_id"] for a in answers[:5]]
-    ids.append(submit(sim, model="wan3.0-video").json()["output"]["task_id"])
+    ids.append(submit(sim, model="wan9-t2v-future").json()["output"]["task_id"])
     assert statuses(sim, ids) == ["RUNNING"] * 5 + ["PENDING"]
 
 

@@ -62,6 +62,8 @@ def download(sim: WanSimulator, task_id: str) -> bytes:
         ("wan2.5-t2v-preview", {"size": "624*624", "duration": 5}, (624, 624, 5.0, True)),
         ("wan2.2-t2v-plus", {"size": "832*480"}, (832, 480, 5.0, False)),
         ("wanx2.1-t2v-turbo", {}, (1280, 720, 5.0, False)),
+        ("wan2.7-t2v", {"resolution": "720P", "ratio": "9:16", "duration": 3}, (720, 1280, 3.0, True)),
+        ("wan2.7-t2v", {}, (1920, 1080, 5.0, True)),
     ],
 )
 def test_the_video_matches_the_requested_size_duration_and_sound(
@@ -94,7 +96,7 @@ def test_many_tasks_of_one_shape_share_one_encoding(wan_simulator: WanSimulator)
 
 def test_odd_sizes_of_an_unknown_model_render_too(wan_simulator_factory: Any) -> None:
     sim = wan_simulator_factory(allow_unknown_models=True)
-    seen = probe(download(sim, create(sim, model="wan3.0-video", size="1001*501", duration=3)))
+    seen = probe(download(sim, create(sim, model="wan9-t2v-future", size="1001*501", duration=3)))
     assert (seen["width"], seen["height"], seen["seconds"], seen["audio"]) == (1001, 501, 3.0, False)
 
 

@@ -10,7 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_wan.models import NEGATIVE_PROMPT_MAX, SEED_MAX, SEED_MIN, ModelCapability, get_capability
+from airflow_provider_wan.models import (
+    NEGATIVE_PROMPT_MAX,
+    SEED_MAX,
+    SEED_MIN,
+    SIZE_TIERS,
+    ModelCapability,
+    get_capability,
+)
 from airflow_provider_wan.simulator.scenario import Marker, MarkerError, parse_marker
 from airflow_provider_wan.simulator.wire import ApiError
 
@@ -52,7 +59,7 @@ class SubmitRequest:
     :param capability: its capability row (None for an allowed unknown model).
     :param prompt: the prompt, silently truncated to the model's limit (becomes ``orig_prompt``).
     :param negative_prompt: the negative prompt, truncated to 500 characters.
-    :param size: the effective ``W*H``.
+    :param size: the effective ``W*H`` (for a resolution-shape model, the size of its resolution and ratio).
     :param duration: the effective seconds.
     :param prompt_extend: whether the prompt is rewritten (default on).
     :param watermark: whether a watermark is added (default off).
@@ -157,6 +164,32 @@ def _size(value: Any, cap: ModelCapability | None, model: str, name: str) -> str
     raise invalid(f"The size is not match the allowed sizes of model {model}: {name}={value!r}; allowed: {hint}")
 
 
+def _picture(params: dict[str, Any], cap: ModelCapability | None, model: str, names: Names) -> str:
+    """The ``W*H`` asked for: ``size`` (wan2.6 and older), or ``resolution`` + ``ratio`` (wan2.7 and newer)."""
+    if cap is None or cap.shape == "size":
+        return _size(params.get("size"), cap, model, names("size"))
+    if params.get("size") is not None:
+        raise invalid(
+            f"The size is not match the request shape of model {model}: {names('size')}={params['size']!r}; "
+            f"give {names('resolution')} ({', '.join(cap.tiers)}) and {names('ratio')} ({', '.join(cap.ratios)})"
+        )
+    tier = params.get("resolution", cap.default_resolution)
+    if not isinstance(tier, str) or tier.upper() not in cap.tiers:
+        raise invalid(
+            f"The resolution is not match the allowed resolutions of model {model}: "
+            f"{names('resolution')}={tier!r}; allowed: {', '.join(cap.tiers)}"
+        )
+    ratio = params.get("ratio", cap.default_ratio)
+    sizes = SIZE_TIERS[tier.upper()]
+    if ratio not in cap.ratios or ratio not in sizes:
+        allowed = ", ".join(r for r in cap.ratios if r in sizes)
+        raise invalid(
+            f"The ratio is not match the allowed ratios of model {model} at {tier.upper()}: "
+            f"{names('ratio')}={ratio!r}; allowed: {allowed}"
+        )
+    return sizes[ratio]
+
+
 def _duration(value: Any, cap: ModelCapability | None, model: str, name: str) -> int:
     if value is None:
         return cap.default_duration if cap else UNKNOWN_MODEL_DEFAULT_DURATION
@@ -219,8 +252,8 @@ def build_request(
 
     :param model_value: the ``model`` as sent.
     :param inputs: the input fields (``prompt``, ``negative_prompt``, ``audio_url``; others are ignored).
-    :param params: the parameters (``size``, ``duration``, ``prompt_extend``, ``watermark``, ``seed``,
-        ``shot_type``, ``audio``; others are ignored).
+    :param params: the parameters (``size``, or ``resolution`` + ``ratio`` for wan2.7 and newer, ``duration``,
+        ``prompt_extend``, ``watermark``, ``seed``, ``shot_type``, ``audio``; others are ignored).
     :param body: the whole body, kept for the debug view.
     :param names: how fields are named in messages for this wire flavour.
     :param allow_unknown: accept models outside the capability table.
@@ -236,7 +269,7 @@ def build_request(
         capability=cap,
         prompt=prompt,
         negative_prompt=negative[:NEGATIVE_PROMPT_MAX] if negative else negative,
-        size=_size(params.get("size"), cap, model, names("size")),
+        size=_picture(params, cap, model, names),
         duration=_duration(params.get("duration"), cap, model, names("duration")),
         prompt_extend=_bool(params.get("prompt_extend"), True, names("prompt_extend")),
         watermark=_bool(params.get("watermark"), False, names("watermark")),
