@@ -192,8 +192,13 @@ class AccountLimits:
     concurrency: int
 
 
-def _limit_key(model: str) -> str:
-    """``*``, or the canonical name of a known model (aliases share limits), or the name as given."""
+def limit_key(model: str) -> str:
+    """
+    The name limits are kept under: ``*``, the canonical name of a known model (aliases share limits and
+    queues), or the name as given.
+
+    :param model: a model name as submitted or configured.
+    """
     model = model.strip()
     cap = get_capability(model) if model != ALL_MODELS else None
     return cap.name if cap else model
@@ -280,7 +285,7 @@ class SimulatorConfig(BaseModel):
         for model, limit in value.items():
             if not isinstance(model, str) or not model.strip():
                 raise ValueError("model_limits keys are model names or '*'")
-            merged[_limit_key(model)] = limit
+            merged[limit_key(model)] = limit
         return merged
 
     @field_validator("prefix")
@@ -315,7 +320,7 @@ class SimulatorConfig(BaseModel):
         :param model: the model name as submitted (any accepted spelling).
         """
         cap = get_capability(model)
-        own = self.model_limits.get(cap.name if cap else model.strip(), ModelLimit())
+        own = self.model_limits.get(limit_key(model), ModelLimit())
         every = self.model_limits.get(ALL_MODELS, ModelLimit())
         table_rps = cap.submit_rps if cap else UNKNOWN_MODEL_SUBMIT_RPS
         table_concurrency = cap.concurrency if cap else UNKNOWN_MODEL_CONCURRENCY
@@ -341,7 +346,7 @@ class SimulatorConfig(BaseModel):
         if isinstance(changes.get("model_limits"), dict):
             limits = dict(current["model_limits"])
             for model, limit in changes["model_limits"].items():
-                key = _limit_key(model) if isinstance(model, str) else model
+                key = limit_key(model) if isinstance(model, str) else model
                 if limit is None:
                     limits.pop(key, None)
                 else:
@@ -357,6 +362,6 @@ def _limits_dict(data: dict[str, Any]) -> list[tuple[str, Any]]:
     if not isinstance(limits, dict):
         raise ValueError("model_limits must map model names to {submit_rps, concurrency}")
     return [
-        (_limit_key(key), value.model_dump(exclude_none=True) if isinstance(value, ModelLimit) else value)
+        (limit_key(key), value.model_dump(exclude_none=True) if isinstance(value, ModelLimit) else value)
         for key, value in limits.items()
     ]

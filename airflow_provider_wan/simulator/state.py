@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_provider_wan.models import get_capability
 from airflow_provider_wan.simulator.config import (
     DEFAULT_FAIL_CODE,
     ROUTES,
@@ -25,6 +24,7 @@ from airflow_provider_wan.simulator.config import (
     FaultSpec,
     SimulatorConfig,
     TaskScenario,
+    limit_key,
 )
 from airflow_provider_wan.simulator.limits import ProcessingQueue, RateWindow, realistic_pending, realistic_running
 from airflow_provider_wan.simulator.scenario import Marker
@@ -458,7 +458,7 @@ class SimulatorState:
         :return: None when allowed, else seconds until a retry can pass.
         """
         with self._lock:
-            key = api_key_id(api_key) + "/" + _queue_model(model)
+            key = api_key_id(api_key) + "/" + limit_key(model)
             return self._acquire(("submit", key), self._config.limits_for(model).submit_rps, "submit")
 
     def throttle_query(self, api_key: str, route: str) -> float | None:
@@ -602,7 +602,7 @@ class SimulatorState:
                 region=config.region,
                 submit_request_id=str(uuid.uuid4()),
                 submitted_at=self.clock.now(),
-                queue_key=(key_id, _queue_model(request.model)),
+                queue_key=(key_id, limit_key(request.model)),
             )
             self._tasks[task_id] = task
             self._queues.setdefault(task.queue_key, ProcessingQueue()).add(task)
@@ -737,12 +737,6 @@ class SimulatorState:
 
         for task_id in [task_id for task_id, task in self._tasks.items() if dead(task)]:
             del self._tasks[task_id]
-
-
-def _queue_model(model: str) -> str:
-    """The model a limit applies to: the canonical name of a known model (aliases share a queue)."""
-    cap = get_capability(model)
-    return cap.name if cap else model.strip()
 
 
 def _timing_random(seed: int | None) -> random.Random:
