@@ -234,6 +234,8 @@ def test_overrides_from_the_command_line() -> None:
         3,
     )
     assert config.query_qps is None and config.time_scale == 0.01
+    default = config_from_args(build_parser().parse_args([]))
+    assert (default.pending_seconds, default.running_seconds, default.query_qps) == (None, None, 20)
     legacy = config_from_args(build_parser().parse_args(["--max-concurrent-tasks", "1"]))
     assert legacy.limits_for("wan2.6-t2v").concurrency == 1
     with pytest.raises(SystemExit):
