@@ -43,6 +43,12 @@ from airflow_provider_wan.transfers._download import (
     redacted_httpx_logs,
     secrets_of,
 )
+from airflow_provider_wan.transfers._lineage import (
+    TransferLineage,
+    WanS3ObjectLink,
+    describe_transfer,
+    operator_lineage,
+)
 from airflow_provider_wan.transfers._s3 import (
     MAX_PART_SIZE,
     MAX_PARTS,
@@ -65,6 +71,7 @@ from airflow_provider_wan.transfers._s3 import (
 
 if TYPE_CHECKING:
     import jinja2
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 #: Default bytes per multipart part (and the size under which a video is one PutObject).
@@ -192,6 +199,7 @@ class WanVideoToS3Operator(BaseOperator):
     )
     template_fields_renderers = {"generation": "json", "extra_s3_args": "json"}
     ui_color = "#ff6a00"
+    operator_extra_links = (WanS3ObjectLink(),)
 
     def __init__(
         self,
@@ -265,6 +273,7 @@ class WanVideoToS3Operator(BaseOperator):
         self.allow_http = allow_http
         self.s3_checksum = s3_checksum
         self._reader: VideoReader | None = None
+        self._lineage: TransferLineage | None = None
 
     # ------------------------------------------------------------------------------------------- templating
 
@@ -584,6 +593,23 @@ class WanVideoToS3Operator(BaseOperator):
             finally:
                 self._reader = None
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """
+        OpenLineage of a finished transfer: the DashScope task as input (``dashscope://<host>``,
+        ``<model>/<task id>``, the name the generate operator gives its output) and the S3 object as output
+        (``s3://<bucket>``, key). Never the signed link. Needs the optional openlineage provider, which calls it.
+
+        :param task_instance: the finished task instance (unused: the transfer recorded what it wrote).
+        """
+        return operator_lineage(self._lineage)
+
+    def _lineage_base_url(self) -> str | None:
+        try:
+            settings = WanHook(dashscope_conn_id=self.dashscope_conn_id).get_settings()
+        except (WanError, AirflowNotFoundException):
+            return None
+        return settings.base_url
+
     def on_kill(self) -> None:
         """Stop reading the video: boto3 then aborts the multipart upload, so no parts are left behind."""
         reader = self._reader
@@ -800,6 +826,15 @@ class WanVideoToS3Operator(BaseOperator):
         generation: dict[str, Any] | None,
     ) -> str:
         uri = f"s3://{bucket}/{key}"
+        self._lineage = describe_transfer(
+            bucket,
+            key,
+            dashscope_task_id=dashscope_task_id,
+            model=(generation or {}).get("model"),
+            base_url=self._lineage_base_url() if dashscope_task_id else None,
+            source_url=redact(self.video_url).replace("?<redacted>", "") if self.video_url else None,
+            manifest_key=manifest_uri.split("/", 3)[3] if manifest_uri else None,
+        )
         ti = context["ti"]
         if manifest_uri:
             ti.xcom_push(key="manifest_uri", value=manifest_uri)
