@@ -553,6 +553,10 @@ def create_app(state: SimulatorState) -> FastAPI:
         app.include_router(_native_router(routes), prefix=config.prefix)
     if "unified" in config.protocols:
         app.include_router(_unified_router(routes))
+    if {"unified", "newapi"} & set(config.protocols):  # new-api's routes: the relay mode's third flavour
+        from airflow_provider_wan.simulator.newapi import newapi_router
+
+        app.include_router(newapi_router(routes))
     app.include_router(_video_router(routes))
     app.include_router(admin_router(state), prefix="/_simulator")
     app.add_exception_handler(StarletteHTTPException, _not_found_handler(config.prefix))

@@ -110,6 +110,8 @@ def _model(value: Any, allow_unknown: bool) -> tuple[str, ModelCapability | None
     if not isinstance(value, str) or not value.strip():
         raise ApiError(400, "BadRequest.EmptyModel", 'Required parameter "model" missing from request.')
     cap = get_capability(value)
+    if cap is not None and value.strip() not in (cap.name, *cap.aliases):
+        cap = None  # DashScope matches model names exactly: WAN2.6-T2V is not wan2.6-t2v
     if cap is None and not allow_unknown:
         raise ApiError(404, "ModelNotFound", "Model can not be found.")
     return value.strip(), cap
@@ -166,6 +168,8 @@ def _size(value: Any, cap: ModelCapability | None, model: str, name: str) -> str
 
 def _picture(params: dict[str, Any], cap: ModelCapability | None, model: str, names: Names) -> str:
     """The ``W*H`` asked for: ``size`` (wan2.6 and older), or ``resolution`` + ``ratio`` (wan2.7 and newer)."""
+    if cap is None and params.get("size") is None and params.get("resolution") is not None:
+        return _unknown_model_tier(params, model, names)
     if cap is None or cap.shape == "size":
         return _size(params.get("size"), cap, model, names("size"))
     if params.get("size") is not None:
@@ -186,6 +190,18 @@ def _picture(params: dict[str, Any], cap: ModelCapability | None, model: str, na
         raise invalid(
             f"The ratio is not match the allowed ratios of model {model} at {tier.upper()}: "
             f"{names('ratio')}={ratio!r}; allowed: {allowed}"
+        )
+    return sizes[ratio]
+
+
+def _unknown_model_tier(params: dict[str, Any], model: str, names: Names) -> str:
+    """An allowed unknown model asked for with the newer shape: any tier and ratio of the size table."""
+    tier, ratio = params.get("resolution"), params.get("ratio", "16:9")
+    sizes = SIZE_TIERS.get(tier.upper(), {}) if isinstance(tier, str) else {}
+    if ratio not in sizes:
+        raise invalid(
+            f"The resolution and ratio are not match any size of model {model}: {names('resolution')}={tier!r}, "
+            f"{names('ratio')}={ratio!r}; allowed: {', '.join(SIZE_TIERS)} with {', '.join(SIZE_TIERS['720P'])}"
         )
     return sizes[ratio]
 
@@ -320,3 +336,50 @@ def parse_unified(body: Any, allow_unknown: bool) -> SubmitRequest:
     inputs = {key: body.get(key) for key in _UNIFIED_INPUTS}
     params = {key: value for key, value in body.items() if key not in _UNIFIED_INPUTS and key != "model"}
     return build_request(body.get("model"), inputs, params, body, unified_name, allow_unknown)
+
+
+def newapi_name(field_name: str) -> str:
+    """
+    Where a field lives in a new-api task body: ``prompt`` at the top, the rest under ``metadata``.
+
+    :param field_name: the bare field name.
+    """
+    if field_name in ("prompt", "model"):
+        return field_name
+    return f"metadata.{_NATIVE_WHERE.get(field_name, 'parameters')}.{field_name}"
+
+
+def parse_newapi(body: Any, allow_unknown: bool) -> SubmitRequest:
+    """
+    Validate a new-api task body (``/v1/video/generations`` and ``/v1/videos``), as new-api turns it into DashScope's.
+
+    ``model``, ``prompt``, ``duration`` (or OpenAI's ``seconds``) and ``size`` sit at the top: a ``W*H`` size is
+    sent on as ``size``, a tier such as ``720p`` as ``resolution``. ``metadata`` (``input`` and ``parameters``) is
+    merged over them, as new-api merges it into the upstream request.
+
+    :param body: the decoded JSON.
+    :param allow_unknown: accept models outside the capability table.
+    :raises ApiError: the refusal DashScope would answer (the routes wrap it as new-api does).
+    """
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise invalid("metadata must be a JSON object")
+    meta_input, meta_params = metadata.get("input") or {}, metadata.get("parameters") or {}
+    if not isinstance(meta_input, dict) or not isinstance(meta_params, dict):
+        raise invalid("metadata.input and metadata.parameters must be JSON objects")
+    inputs = {"prompt": body.get("prompt"), **meta_input}
+    params: dict[str, Any] = {}
+    size = body.get("size")
+    if isinstance(size, str) and size.strip():
+        if "*" in size:
+            params["size"] = size.strip()
+        else:
+            tier = size.strip().upper()
+            params["resolution"] = tier if tier.endswith("P") else tier + "P"
+    seconds = body.get("duration") or body.get("seconds")
+    if seconds:
+        params["duration"] = seconds
+    params.update(meta_params)
+    return build_request(body.get("model"), inputs, params, body, newapi_name, allow_unknown)
