@@ -5,8 +5,9 @@
 """
 Example DAG: a digest of the day's Wan videos, scheduled by the videos themselves (data-aware scheduling).
 
-`WanVideoToS3Operator` emits an asset event for every video it saves (`s3://bucket/wan/<date>/<task id>.mp4`)
-through the asset alias `wan_videos`. This DAG is scheduled on that alias, so it runs after
+`WanVideoToS3Operator` emits an asset event for every video it saves through the asset alias `wan_videos`, on one
+asset per destination (`s3://bucket/wan`), with the video's key (`wan/<date>/<task id>.mp4`), checksum and model
+in the event's extra. This DAG is scheduled on that alias, so it runs after
 `example_wan_content_pipeline` (or any other DAG using the transfer) has saved new videos; it never needs to know
 the object keys in advance.
 
@@ -43,9 +44,12 @@ def _day_prefixes(context: dict[str, Any]) -> set[tuple[str, str]]:
     triggering = context.get("triggering_asset_events") or {}
     for events in triggering.values():
         for event in events:
+            extra = getattr(event, "extra", None) or {}
             uri = urlsplit(event.asset.uri)
-            key = unquote(uri.path.lstrip("/"))
-            prefixes.add((uri.netloc, key.rsplit("/", 1)[0] + "/"))
+            bucket = extra.get("bucket") or uri.netloc
+            key = extra.get("key") or unquote(uri.path.lstrip("/"))  # events of older versions: one asset per video
+            if "/" in key:
+                prefixes.add((bucket, key.rsplit("/", 1)[0] + "/"))
     return prefixes
 
 

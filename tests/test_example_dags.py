@@ -186,9 +186,10 @@ def test_text_to_video_generates_defers_and_saves_to_s3(simulator, s3_client, bu
     assert sim_task["status"] == "SUCCEEDED" and sim_task["effective"]["size"] == "1920*1080"
     assert simulator.counters()["polls"] > 2
 
-    events = asset_events(uri)
+    events = asset_events(f"s3://{bucket}/wan")  # one asset per destination; the video is in the event's extra
     assert [e[:3] for e in events] == [("example_wan_text_to_video", "save_to_s3", dag_run.run_id)]
     assert events[0][3]["sha256"] == manifest["sha256"] and events[0][3]["dashscope_task_id"] == task_id
+    assert events[0][3]["s3_uri"] == uri
 
 
 def test_content_pipeline_maps_prompts_and_triggers_the_digest(simulator, s3_client, bucket, run_dag, monkeypatch):
@@ -226,9 +227,10 @@ def test_content_pipeline_maps_prompts_and_triggers_the_digest(simulator, s3_cli
     for generation, uri, sha256 in zip(generations, uris, checksums, strict=True):
         assert uri == f"s3://{bucket}/wan/{day}/{generation['task_id']}.mp4"
         _check_video(s3_client, uri, sha256)
-        events = asset_events(uri)
-        assert [e[:2] for e in events] == [("example_wan_content_pipeline", "save_to_s3")]
-    assert set(uris) <= set(_queued_runs("example_wan_daily_digest"))  # the scheduler would start the digest now
+    events = asset_events(f"s3://{bucket}/wan")  # one asset for the destination, one event per video
+    assert sorted(e[3]["s3_uri"] for e in events) == sorted(uris)
+    assert {e[:2] for e in events} == {("example_wan_content_pipeline", "save_to_s3")}
+    assert f"s3://{bucket}/wan" in _queued_runs("example_wan_daily_digest")  # the scheduler would start it now
 
     digest = run_dag("example_wan_daily_digest", {"bucket": bucket, "day": day})
     assert task_states(digest) == {"list_videos": "success"}
@@ -246,14 +248,14 @@ def test_digest_takes_bucket_and_day_from_the_triggering_events():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
-    def event(uri: str) -> Any:
-        return SimpleNamespace(asset=SimpleNamespace(uri=uri))
+    def event(uri: str, **extra: Any) -> Any:
+        return SimpleNamespace(asset=SimpleNamespace(uri=uri), extra=extra)
 
     events = {  # as Airflow's accessor: the events under their alias (and their asset, here left out)
         "wan_videos": [
-            event("s3://videos-a/wan/2026-01-02/t1.mp4"),
-            event("s3://videos-a/wan/2026-01-02/t2.mp4"),
-            event("s3://videos-b/wan/2026-01-03/a%20b.mp4"),
+            event("s3://videos-a/wan", bucket="videos-a", key="wan/2026-01-02/t1.mp4"),
+            event("s3://videos-a/wan", bucket="videos-a", key="wan/2026-01-02/t2.mp4"),
+            event("s3://videos-b/wan/2026-01-03/a%20b.mp4"),  # an event of an older version: one asset per video
         ]
     }
     assert module._day_prefixes({"triggering_asset_events": events}) == {
@@ -306,7 +308,8 @@ def test_multishot_audio_presigns_the_soundtrack_in_the_submit_senses_and_saves(
     manifest = _check_video(s3_client, uri, xcom(dag_run, "save_to_s3", "sha256"))
     assert manifest["request"]["shot_type"] == "multi" and manifest["billed_seconds"] == 10
     assert "Signature" not in json.dumps(manifest)  # the presigned link's signature is not recorded
-    assert [e[:2] for e in asset_events(uri)] == [("example_wan_multishot_audio", "save_to_s3")]
+    events = asset_events(f"s3://{bucket}/{uri.split('/')[3]}")
+    assert [(e[:2], e[3]["s3_uri"]) for e in events] == [(("example_wan_multishot_audio", "save_to_s3"), uri)]
 
 
 def test_multishot_audio_keeps_an_existing_soundtrack(simulator, s3_client, bucket, run_dag):

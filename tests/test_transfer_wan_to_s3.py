@@ -335,8 +335,10 @@ def test_happy_path_checksum_metadata_manifest_and_asset_event(simulator, s3_cli
     from airflow.sdk import AssetAlias
 
     alias_events = events[AssetAlias("wan_videos")].asset_alias_events
-    assert [e.dest_asset_key.uri for e in alias_events] == [uri]
+    assert [e.dest_asset_key.uri for e in alias_events] == [f"s3://{bucket}/wan"]  # one asset per destination
     assert alias_events[0].extra["sha256"] == sha256(data)
+    assert alias_events[0].extra["key"] == key and alias_events[0].extra["s3_uri"] == uri
+    assert alias_events[0].extra["dashscope_task_id"] == task_id and alias_events[0].extra["model"] == "wan2.6-t2v"
     assert open_uploads(s3_client, bucket) == []
 
 
@@ -530,7 +532,8 @@ def test_retry_after_success_does_not_download_again(simulator, s3_client, bucke
     assert manifest["sha256"] == ti1.xcoms["sha256"]
     from airflow.sdk import AssetAlias
 
-    assert [e.dest_asset_key.uri for e in events[AssetAlias("wan_videos")].asset_alias_events] == [first]
+    alias_events = events[AssetAlias("wan_videos")].asset_alias_events
+    assert [(e.dest_asset_key.uri, e.extra["s3_uri"]) for e in alias_events] == [(f"s3://{bucket}/videos", first)]
 
 
 def test_unfinished_copy_of_the_same_task_is_rewritten(simulator, s3_client, bucket):
@@ -780,9 +783,11 @@ def test_dag_submit_wait_transfer_records_the_asset_event(simulator, s3_client, 
     data = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert sha256(data) == xcom(dag_run, "transfer", "sha256")
     assert xcom(dag_run, "transfer", "manifest_uri") == f"{uri}.json"
-    events = asset_events(uri)
+    events = asset_events(f"s3://{bucket}/videos")  # one asset for the destination, the object in the extra
     assert [(e[0], e[1], e[2]) for e in events] == [("wan_test_transfer", "transfer", dag_run.run_id)]
     assert events[0][3]["sha256"] == sha256(data) and events[0][3]["dashscope_task_id"] == task_id
+    assert events[0][3]["s3_uri"] == uri and events[0][3]["key"] == key
+    assert asset_events(uri) == []  # no asset per video
 
 
 def test_dag_with_the_generate_operator_passes_its_result(simulator, s3_client, bucket, run_dag):
@@ -796,7 +801,8 @@ def test_dag_with_the_generate_operator_passes_its_result(simulator, s3_client, 
     assert head["Metadata"]["wan-model"] == "wan2.6-t2v" and head["Metadata"]["wan-seed"] == "11"
     manifest = json.loads(s3_client.get_object(Bucket=bucket, Key=f"{key}.json")["Body"].read())
     assert manifest["request"]["prompt"].startswith("一只纸船") and manifest["model"] == "wan2.6-t2v"
-    assert asset_events(uri)[0][:3] == ("wan_test_transfer_generate", "transfer", dag_run.run_id)
+    [event] = asset_events(f"s3://{bucket}/wan")
+    assert event[:3] == ("wan_test_transfer_generate", "transfer", dag_run.run_id) and event[3]["s3_uri"] == uri
 
 
 def test_rendered_video_url_is_masked_before_it_is_stored():

@@ -140,8 +140,10 @@ class WanVideoToS3Operator(BaseOperator):
     credentials need ``s3:PutObjectTagging`` and, for retries, ``s3:GetObjectTagging``). A video smaller than
     ``chunk_size`` also carries ``wan-sha256`` and ``wan-size-bytes`` in its metadata. A UTF-8 JSON manifest
     ``<key>.json`` beside it records the request, prompts, usage, timings and the checksum.
-    An asset event for ``s3://bucket/key`` is emitted through the :class:`~airflow.sdk.AssetAlias` ``asset_alias``,
-    so DAGs can be scheduled on new videos.
+    An asset event is emitted through the :class:`~airflow.sdk.AssetAlias` ``asset_alias`` on one stable asset per
+    destination, ``s3://<bucket>/<key's first folder>`` (see :func:`destination_asset_uri`), with the object's
+    ``key``, ``s3_uri``, ``dashscope_task_id``, ``sha256``, ``size_bytes``, ``model`` and ``manifest_uri`` in the
+    event's extra, so DAGs can be scheduled on new videos.
 
     Returns the ``s3://bucket/key`` URI; also pushes the XCom keys ``manifest_uri`` (when a manifest is written),
     ``sha256`` and ``size_bytes``.
@@ -842,19 +844,36 @@ class WanVideoToS3Operator(BaseOperator):
         ti.xcom_push(key="size_bytes", value=size)
         if self.asset_alias:
             extra = {
+                "s3_uri": uri,
+                "bucket": bucket,
+                "key": key,
+                "dashscope_task_id": dashscope_task_id,
                 "sha256": sha256,
                 "size_bytes": size,
-                "dashscope_task_id": dashscope_task_id,
                 "model": (generation or {}).get("model"),
                 "manifest_uri": manifest_uri,
-                "s3_uri": uri,
+                "airflow_task_id": self.task_id,
             }
-            asset = Asset(uri=f"s3://{bucket}/{quote(key, safe=_ASSET_SAFE)}")
+            asset = Asset(uri=destination_asset_uri(bucket, key))
             context["outlet_events"][AssetAlias(self.asset_alias)].add(
                 asset, extra={k: v for k, v in extra.items() if v is not None}
             )
-            self.log.info("Emitted an asset event for %s through alias %r", asset.uri, self.asset_alias)
+            self.log.info("Emitted an asset event for %s (%s) through alias %r", asset.uri, key, self.asset_alias)
         return uri
+
+
+def destination_asset_uri(bucket: str, key: str) -> str:
+    """
+    The one asset that stands for every video saved under the same destination: ``s3://<bucket>/<first folder>``
+    (``s3://<bucket>/`` for a key without a folder; written without the trailing slash, as Airflow's S3 asset URI
+    normaliser stores it). One asset per destination, not one per video, so the Assets page does not grow with
+    every video; each event's extra names the object (``key``, ``s3_uri``).
+
+    :param bucket: the bucket.
+    :param key: the object's key, e.g. ``wan/2026-01-02/<task id>.mp4`` -> ``s3://<bucket>/wan``.
+    """
+    folder = key.split("/", 1)[0] if "/" in key.strip("/") else ""
+    return f"s3://{bucket}/{quote(folder, safe=_ASSET_SAFE)}"
 
 
 def _incomplete(head: dict[str, Any], record: dict[str, str]) -> str | None:
@@ -941,4 +960,11 @@ def _mask_all(secrets: list[str]) -> None:
         _mask(secret)
 
 
-__all__ = ["DEFAULT_ASSET_ALIAS", "DEFAULT_CHUNK_SIZE", "DEFAULT_MAX_BYTES", "WanVideoToS3Operator"]
+__all__ = [
+    "DEFAULT_ASSET_ALIAS",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_BYTES",
+    "WanS3ObjectLink",
+    "WanVideoToS3Operator",
+    "destination_asset_uri",
+]
