@@ -613,8 +613,8 @@ class WanVideoRequest(BaseModel):
             return self
         if cap is None:
             log.warning(
-                "Model %r is not in this provider's capability table (known: %s) nor declared in the connection's "
-                "models extra; passing it through with only generic checks and the resolution + ratio shape.",
+                "Model %r is not in this provider's capability table (known: %s); unless the connection declares "
+                "it (models extra), it is passed through with only generic checks and the resolution + ratio shape.",
                 self.model,
                 ", ".join(c.name for c in CAPABILITIES),
             )
