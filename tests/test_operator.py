@@ -97,11 +97,34 @@ def test_unknown_task_ends_as_expired_without_retry(simulator, run_dag):
     assert try_numbers(dag_run, "generate") == [1]
 
 
-def test_deadline_reached_is_a_timeout_and_cancels_the_pending_task(simulator, run_dag):
-    dag_run = run_dag("wan_test_timeout", {"prompt": PROMPT + " [[sim: pending=30]]"})
+def test_time_queued_does_not_count_against_the_timeout(simulator, run_dag):
+    dag_run = run_dag("wan_test_timeout", {"prompt": PROMPT + " [[sim: pending=2.5 running=0.3]]"})
+    assert task_states(dag_run) == {"generate": "success"}  # 2.5 s queued > timeout=1.5, 0.3 s generating < it
+    counters = simulator.counters()
+    assert counters["tasks_created"] == 1 and counters["tasks_canceled"] == 0
+
+
+def test_a_generation_running_past_the_timeout_ends_the_wait(simulator, run_dag, capfd):
+    dag_run = run_dag("wan_test_timeout", {"prompt": PROMPT + " [[sim: pending=0.1 running=30]]"})
     assert task_states(dag_run) == {"generate": "failed"}
+    assert "1.5 s after it started generating" in "".join(capfd.readouterr())
+
+
+def test_queue_timeout_cancels_the_queued_task_and_fails_without_retry(simulator, run_dag):
+    dag_run = run_dag("wan_test_queue_timeout", {"prompt": PROMPT + " [[sim: pending=30]]"})
+    assert task_states(dag_run) == {"generate": "failed"}
+    assert try_numbers(dag_run, "generate") == [1]  # a retry would only queue again at the back
     counters = simulator.counters()
     assert counters["tasks_created"] == 1 and counters["tasks_canceled"] == 1
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="reconnecting needs task_state_store (Airflow 3.3)")
+def test_a_deadline_while_queued_keeps_the_place_and_the_retry_reconnects(simulator, run_dag):
+    dag_run = run_dag("wan_test_deadline_keeps_place", {"prompt": PROMPT + " [[sim: pending=3 running=0.3]]"})
+    assert task_states(dag_run) == {"generate": "success"}
+    assert try_numbers(dag_run, "generate") == [1, 2]
+    counters = simulator.counters()
+    assert counters["tasks_created"] == 1 and counters["tasks_canceled"] == 0
 
 
 def test_sensor_waits_for_a_task_submitted_by_another_task(simulator, run_dag):

@@ -14,6 +14,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import httpcore  # noqa: F401  imported here, not lazily by the first client inside the triggerer's event loop
 import httpx
@@ -112,19 +113,43 @@ class RetryPolicy:
 
 class AsyncRateLimiter:
     """
-    At most ``rate`` calls in any sliding second on one event loop, spaced at least ``1/rate`` apart, in FIFO order.
+    Paces one event loop's requests to an account at an adaptive rate, in FIFO order.
+
+    The account's query limit is shared by every triggerer, worker and tool using it, and they cannot talk to each
+    other. So the rate follows AIMD, as TCP does: it grows slowly (``increase`` requests/s per second) while callers
+    are actually waiting on it, and halves on a 429, pausing for the server's ``Retry-After``. Independent processes
+    that each do this converge on the shared limit with few throttled requests. It never grows past ``ceiling``.
 
     Slots are computed from when earlier calls actually went out, not handed out in advance: a caller that wakes
     late (a busy loop, a garbage-collector pause) delays the ones behind it instead of letting them bunch up.
 
-    :param rate: calls per second; 0 or less disables limiting.
+    :param rate: the starting rate in requests per second; 0 or less disables limiting.
+    :param ceiling: the highest rate (the account's limit); default: ``rate``.
+    :param floor: the lowest rate a run of 429s can push it to.
+    :param increase: requests per second added per second of saturated, unthrottled sending.
+    :param decrease: the factor applied on a 429 (at most once per second).
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        ceiling: float | None = None,
+        floor: float = 0.5,
+        increase: float = 0.25,
+        decrease: float = 0.5,
+    ) -> None:
+        self.ceiling = max(rate, ceiling or rate)
         self.rate = rate
-        self._per_second = max(1, math.floor(rate))
+        self.floor = min(max(floor, self.ceiling / 20), rate) if rate > 0 else floor
+        self.increase = increase
+        self.decrease = decrease
+        self.throttles = 0
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()  # FIFO: one caller at a time computes and waits for its slot
+        self._paused_until = 0.0
+        self._saturated_at = -math.inf
+        self._grown_at = time.monotonic()
+        self._cut_at = -math.inf
 
     async def acquire(self) -> float:
         """Wait for this call's turn; returns the seconds waited."""
@@ -136,14 +161,40 @@ class AsyncRateLimiter:
                 now = time.monotonic()
                 while self._sent and now - self._sent[0] >= 1.0:
                     self._sent.popleft()
-                wait = self._sent[-1] + 1.0 / self.rate - now if self._sent else 0.0
-                if len(self._sent) >= self._per_second:
+                wait = max(self._paused_until - now, self._sent[-1] + 1.0 / self.rate - now if self._sent else 0.0)
+                if len(self._sent) >= max(1, math.floor(self.rate)):
                     wait = max(wait, self._sent[0] + 1.0 - now)
                 if wait <= 0:
                     break
+                self._saturated_at = now
                 await asyncio.sleep(wait)
             self._sent.append(time.monotonic())
         return time.monotonic() - started
+
+    def succeeded(self) -> None:
+        """An answer that was not throttled: grow the rate, if callers were waiting on it."""
+        now = time.monotonic()
+        if self.rate <= 0 or now - self._saturated_at > 1.0:
+            self._grown_at = now  # not limited by the rate: no evidence more would be welcome
+            return
+        self.rate = min(self.ceiling, self.rate + self.increase * (now - self._grown_at))
+        self._grown_at = now
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        """
+        A 429: halve the rate (once per second, however many 429s arrive together) and pause.
+
+        :param retry_after: the seconds the server asked for, if it said.
+        """
+        now = time.monotonic()
+        self.throttles += 1
+        if self.rate > 0 and now - self._cut_at >= 1.0:
+            # Cut from what was really being sent: a process sending little halves its little, not its allowance.
+            sending = sum(1 for sent in self._sent if now - sent < 1.0)
+            self.rate = max(self.floor, min(self.rate, max(sending, 1)) * self.decrease)
+            self._cut_at = now
+        self._grown_at = now
+        self._paused_until = max(self._paused_until, now + (retry_after if retry_after is not None else 1.0))
 
 
 @dataclass
@@ -151,6 +202,7 @@ class _SharedClient:
     client: httpx.AsyncClient
     limiter: AsyncRateLimiter
     users: int = 0
+    watcher: Any = None  # the connection's TaskWatcher on this loop, made on first use
 
 
 # loop -> settings key -> shared client. Weak on the loop so a finished loop takes its clients with it.
@@ -168,20 +220,24 @@ class SharedAsyncClient:
 
     :param key: identifies the connection settings (holds a digest of the key, never the key).
     :param build: makes the client the first time it is needed on a loop.
-    :param rate: the shared budget in requests per second (0 = unlimited).
+    :param rate: the starting budget in requests per second (0 = unlimited).
+    :param ceiling: the most the adaptive budget grows to (the account's query limit).
     """
 
-    def __init__(self, key: Hashable, build: Callable[[], httpx.AsyncClient], rate: float) -> None:
+    def __init__(
+        self, key: Hashable, build: Callable[[], httpx.AsyncClient], rate: float, ceiling: float | None = None
+    ) -> None:
         self._key = key
         self._build = build
         self._rate = rate
+        self._ceiling = ceiling
         self._entry: _SharedClient | None = None
 
     async def __aenter__(self) -> _SharedClient:
         pool = _SHARED.setdefault(asyncio.get_running_loop(), {})
         entry = pool.get(self._key)
         if entry is None or entry.client.is_closed:
-            entry = _SharedClient(client=self._build(), limiter=AsyncRateLimiter(self._rate))
+            entry = _SharedClient(client=self._build(), limiter=AsyncRateLimiter(self._rate, self._ceiling))
             pool[self._key] = entry
         entry.users += 1
         self._entry = entry
@@ -196,6 +252,8 @@ class SharedAsyncClient:
             pool = _SHARED.get(asyncio.get_running_loop(), {})
             if pool.get(self._key) is entry:
                 del pool[self._key]
+            if entry.watcher is not None:
+                await entry.watcher.close()
             await entry.client.aclose()
 
 

@@ -36,13 +36,14 @@ from airflow_provider_wan.hooks.wan import WanHook
 from airflow_provider_wan.links import WanTaskLink
 from airflow_provider_wan.models import DEFAULT_MODEL, TaskStatus, WanTask, WanVideoRequest
 from airflow_provider_wan.triggers.wan import WanTaskTrigger
+from airflow_provider_wan.waiting import QUEUE_TIMEOUT, WaitPolicy, wait_sync
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 #: task_state_store key holding the submitted task. Never rename: in-flight retries read the old key.
 STATE_KEY = "wan_dashscope_task"
-#: Default ceiling on how long to wait for DashScope (videos take 1-5 minutes; queues can be long).
+#: Default ceiling on how long DashScope may generate one video (videos take 1-5 minutes; queue time not counted).
 DEFAULT_TIMEOUT = timedelta(hours=1)
 #: Extra seconds given to Airflow's own defer timeout, so the trigger's timeout event wins the race.
 DEFER_TIMEOUT_BUFFER = 300.0
@@ -138,11 +139,20 @@ class WanWaitMixin:
         """The hook of ``dashscope_conn_id``."""
         return WanHook(dashscope_conn_id=self.dashscope_conn_id)
 
+    def _limits(self) -> tuple[float | None, float | None]:
+        """(generation timeout, queue timeout) of the wait; the sensor has neither, only its own deadline."""
+        return None, None
+
+    def _policy(self, deadline: float | None) -> WaitPolicy:
+        timeout, queue_timeout = self._limits()
+        return WaitPolicy(self.poll_interval, timeout=timeout, queue_timeout=queue_timeout, deadline=deadline)
+
     def _defer_wait(self, dashscope_task_id: str, deadline: float | None, started_at: float) -> None:
         backstop = (
             None if deadline is None else timedelta(seconds=max(0.0, deadline - time.time()) + DEFER_TIMEOUT_BUFFER)
         )
-        self.log.info("Deferring: the triggerer now polls task %s every %g s", dashscope_task_id, self.poll_interval)
+        timeout, queue_timeout = self._limits()
+        self.log.info("Deferring: the triggerer now waits for task %s", dashscope_task_id)
         self.defer(  # type: ignore[attr-defined]
             trigger=WanTaskTrigger(
                 dashscope_task_id=dashscope_task_id,
@@ -151,38 +161,33 @@ class WanWaitMixin:
                 deadline=deadline,
                 cancel_on_kill=self.cancel_on_kill,
                 started_at=started_at,
+                timeout=timeout,
+                queue_timeout=queue_timeout,
             ),
             method_name="execute_complete",
             timeout=backstop,
         )
 
     def _wait_in_worker(self, dashscope_task_id: str, deadline: float | None) -> WanTask:
-        """The same wait as the trigger, in the worker (``deferrable=False``)."""
-        started, last = time.time(), None
-        while True:
-            try:
-                task = self.hook.get_task(dashscope_task_id)
-            except WanError as err:
-                if not err.retryable or (deadline is not None and time.time() >= deadline):
-                    raise
-                self.log.warning("Polling task %s failed (%s); still waiting", dashscope_task_id, err)
-                time.sleep(self.poll_interval)
-                continue
-            if task.task_status is not last:
-                self.log.info(
-                    "Task %s is %s after %.0f s", dashscope_task_id, task.task_status.value, time.time() - started
-                )
-                last = task.task_status
-            if task.task_status.is_terminal:
-                return task
-            if deadline is not None and time.time() >= deadline:
-                raise WanTimeoutError(
-                    f"task {dashscope_task_id} is still {task.task_status.value} at the deadline",
-                    task_id=dashscope_task_id,
-                )
-            time.sleep(
-                self.poll_interval if deadline is None else min(self.poll_interval, max(0.0, deadline - time.time()))
+        """The same wait policy as the trigger, driven from the worker (``deferrable=False``)."""
+        return wait_sync(self.hook, dashscope_task_id, self._policy(deadline), self.log)
+
+    def _retry_reconnects(self, context: Context | None) -> bool:
+        """Whether a retry of this try will reconnect to its task (the sensor never submits: no)."""
+        return False
+
+    def _at_limit(self, context: Context | None, dashscope_task_id: str, reason: str | None) -> None:
+        """
+        A wait ended at a limit. A task that is still queued or generating keeps its place when a retry will
+        reconnect to it (a queued task's place is worth keeping); otherwise it is canceled, if still PENDING (free),
+        so nothing is billed for a video no one will collect. ``queue_timeout`` always cancels: that is its point.
+        """
+        if reason != QUEUE_TIMEOUT and self._retry_reconnects(context):
+            self.log.info(
+                "Task %s keeps its place at DashScope: the retry of this task reconnects to it", dashscope_task_id
             )
+            return
+        self._cancel_best_effort(dashscope_task_id)
 
     def _check_once(self, dashscope_task_id: str) -> WanTask | None:
         """Read the task before waiting; a transient failure here is left to the wait, not fatal to the try."""
@@ -201,7 +206,7 @@ class WanWaitMixin:
             raise airflow_error(error, what)
         return task.to_result()
 
-    def _complete(self, event: Any, what: str) -> dict[str, Any]:
+    def _complete(self, event: Any, what: str, context: Context | None = None) -> dict[str, Any]:
         """Validate a trigger event; return the result for ``success``, raise for everything else."""
         try:
             event = validate_event(event)
@@ -217,7 +222,7 @@ class WanWaitMixin:
             )
             return {k: v for k, v in event.items() if k not in ("status", "elapsed")}
         if event["status"] == TIMEOUT:
-            self._cancel_best_effort(event["task_id"])
+            self._at_limit(context, event["task_id"], event.get("reason"))
         raise airflow_error(error, what)
 
     def _cancel_best_effort(self, dashscope_task_id: str) -> None:
@@ -285,8 +290,11 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
     :param wait_for_completion: wait for the video; with False, return right after the submit (use
         :class:`~airflow_provider_wan.sensors.wan.WanTaskSensor` later).
     :param poll_interval: seconds between status polls (DashScope suggests 15); templated.
-    :param timeout: how long to wait for DashScope, in seconds or a timedelta (default one hour); the earlier of
-        this and ``execution_timeout`` becomes a wall-clock deadline.
+    :param timeout: how long DashScope may spend generating, in seconds or a timedelta (default one hour), counted
+        from the first time the task is seen RUNNING: time queued PENDING behind the account's other tasks does not
+        count (the place in the queue is worth keeping). ``execution_timeout`` stays a wall-clock bound on the try.
+    :param queue_timeout: how long the task may wait PENDING in DashScope's queue before it is canceled (free) and
+        the task fails without retry; None (default): as long as it is queued.
     :param cancel_on_kill: cancel the DashScope task when the Airflow task is killed, cleared or marked, or
         times out (best effort: only PENDING tasks can be canceled).
     :param adopt_task_id: wait for this existing DashScope task instead of submitting one (templated), for
@@ -340,6 +348,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         wait_for_completion: bool = True,
         poll_interval: float | str = 15.0,
         timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+        queue_timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
         adopt_task_id: str | None = None,
         regenerate: bool = False,
@@ -369,6 +378,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
             poll_interval if is_templated(poll_interval, ()) else positive_seconds(poll_interval, "poll_interval")
         )
         self.timeout = _seconds(timeout)
+        self.queue_timeout = _seconds(queue_timeout)
         self.cancel_on_kill = cancel_on_kill
         self.adopt_task_id = adopt_task_id
         self.regenerate = regenerate
@@ -427,7 +437,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
             return self._wait(context, request, task_id)
         except WanError as err:
             if isinstance(err, WanTimeoutError) and self._dashscope_task_id:
-                self._cancel_best_effort(self._dashscope_task_id)
+                self._at_limit(context, self._dashscope_task_id, err.reason)
             raise airflow_error(err, "Wan video generation") from None
         except AirflowNotFoundException as err:
             raise missing_connection(err, "Wan video generation") from None
@@ -458,7 +468,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
                     return self._wait(context, request, self._submit(context, request))
                 except WanError as err:
                     raise airflow_error(err, "Wan video generation") from None
-        result = self._complete(event, "Wan video generation")
+        result = self._complete(event, "Wan video generation", context)
         self._mark_delivered(context)
         described = self._describe(request) if request is not None else {"model": self.model}
         return {**described, **result}
@@ -469,15 +479,22 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         self._mark_delivered(context)
         return result
 
+    def _limits(self) -> tuple[float | None, float | None]:
+        return self.timeout, self.queue_timeout
+
+    def _retry_reconnects(self, context: Context | None) -> bool:
+        ti = context.get("ti") if context is not None else None
+        retries_left = getattr(ti, "try_number", 1) <= getattr(ti, "max_tries", self.retries or 0)
+        return retries_left and context is not None and self._state_store(context) is not None
+
     def _deadline(self, context: Context, now: float) -> float | None:
-        limits = [self.timeout]
-        if self.execution_timeout is not None:
-            ti = context.get("ti")
-            start = getattr(ti, "start_date", None)
-            began = start.timestamp() if start is not None else now
-            limits.append(began + self.execution_timeout.total_seconds() - now)
-        known = [limit for limit in limits if limit is not None]
-        return now + min(known) if known else None
+        """The wall-clock bound of this try: ``execution_timeout`` (Airflow does not enforce it while deferred)."""
+        if self.execution_timeout is None:
+            return None
+        ti = context.get("ti")
+        start = getattr(ti, "start_date", None)
+        began = start.timestamp() if start is not None else now
+        return began + self.execution_timeout.total_seconds()
 
     # ----------------------------------------------------------------------------------------- reconnect
 

@@ -108,4 +108,4 @@ class WanTaskSensor(WanWaitMixin, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the result for ``success``, raise for everything else."""
-        return self._complete(event, "Waiting for the Wan video")
+        return self._complete(event, "Waiting for the Wan video", context)

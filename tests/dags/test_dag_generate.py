@@ -35,7 +35,15 @@ with DAG("wan_test_sync", schedule=None, start_date=START, params=PARAMS, catchu
     generate(deferrable=False, retries=2)
 
 with DAG("wan_test_timeout", schedule=None, start_date=START, params=PARAMS, catchup=False) as timeout_dag:
+    # `timeout` counts generation only: time queued PENDING does not count against it.
     generate(timeout=1.5)
+
+with DAG("wan_test_queue_timeout", schedule=None, start_date=START, params=PARAMS, catchup=False) as queue_dag:
+    generate(queue_timeout=1.0, retries=2)
+
+with DAG("wan_test_deadline_keeps_place", schedule=None, start_date=START, params=PARAMS, catchup=False) as keep_dag:
+    # A wall-clock deadline while the task is still queued: the retry reconnects instead of queueing anew.
+    generate(timeout=None, execution_timeout=timedelta(seconds=2), retries=1)
 
 with DAG("wan_test_reconnect", schedule=None, start_date=START, params=PARAMS, catchup=False) as reconnect_dag:
     # A try that times out while DashScope is still RUNNING (a RUNNING task cannot be canceled) is retried.
