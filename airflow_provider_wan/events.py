@@ -92,7 +92,7 @@ def event_error(event: dict[str, Any]) -> WanError | None:
     if status == SUCCESS:
         return None
     if status == FAILED:
-        cls = error_class_for(code, None)
+        cls = error_class_for(code, None, message)
         return cls(f"Task failed: {message}", code=code, request_id=request_id, task_id=task_id)
     if status == CANCELED:
         return WanTaskCanceledError(
@@ -107,7 +107,7 @@ def event_error(event: dict[str, Any]) -> WanError | None:
             task_id=task_id,
         )
     if status == TIMEOUT:
-        return WanTimeoutError(message, task_id=task_id)
+        return WanTimeoutError(message, task_id=task_id, reason=event.get("reason"))
     cls = error_class_for(code, None) if code else WanAPIError
     return cls(message, code=code, request_id=request_id, task_id=task_id)
 

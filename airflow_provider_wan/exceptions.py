@@ -14,10 +14,11 @@ Catch the class that matches what you want to handle::
     │   ├── WanPermissionError                AccessDenied*, Arrearage, bills overdue, free tier exhausted
     │   ├── WanInvalidRequestError            InvalidParameter, BadRequest.*, InvalidURL, UnsupportedOperation
     │   │   └── WanContentModerationError     DataInspectionFailed, IPInfringementSuspect
-    │   ├── WanNotFoundError                  ModelNotFound, WorkSpaceNotFound, Model.NotExist
+    │   ├── WanNotFoundError                  ModelNotFound, WorkSpaceNotFound, Model.NotExist, Endpoint.AccessDenied
     │   ├── WanThrottledError       retryable Throttling*, LimitRequests (HTTP 429)
-    │   ├── WanServerError          retryable InternalError*, SystemError, ModelUnavailable, 5xx
+    │   ├── WanServerError          retryable InternalError*, SystemError, ModelUnavailable, ModelServingError, 5xx
     │   └── WanProtocolError        retryable an answer that cannot be read (not JSON, wrong shape)
+    │       └── WanUnexpectedStatusError      a relay reported a task status no vocabulary knows
     ├── WanTaskExpiredError                   the task is UNKNOWN (older than 24 h, or another region/account)
     │   └── WanVideoExpiredError              the signed video link answered 403: it expired after 24 h
     ├── WanTaskCanceledError                  the task was canceled
@@ -196,6 +197,16 @@ class WanProtocolError(WanAPIError):
     retryable = True
 
 
+class WanUnexpectedStatusError(WanProtocolError):
+    """
+    A relay answered with a task status that no known vocabulary has; waiting longer would not make it readable.
+
+    Not retryable: polling until the deadline would only hide the problem (the status is in the message).
+    """
+
+    retryable = False
+
+
 class WanTaskExpiredError(WanAPIError):
     """The task is ``UNKNOWN``: older than 24 hours, or created in another region or account."""
 
@@ -208,25 +219,31 @@ class WanTimeoutError(WanError):
     """Waiting for a task ran past its deadline; the task may still be running (and billed) on DashScope.
 
     :param task_id: the DashScope task id that was being waited on.
+    :param reason: which limit passed: ``timeout`` (generation), ``queue_timeout`` or ``deadline`` (wall clock).
     """
 
     retryable = True
 
-    def __init__(self, message: str, *, task_id: str | None = None) -> None:
+    def __init__(self, message: str, *, task_id: str | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.task_id = task_id
+        self.reason = reason
+        if reason == "queue_timeout":
+            self.retryable = False  # a retry would submit anew at the back of the same queue
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_timeout, (self.message, self.task_id))
+        return (_rebuild_timeout, (self.message, self.task_id, self.reason))
 
 
-def _rebuild_timeout(message: str, task_id: str | None) -> WanTimeoutError:
-    return WanTimeoutError(message, task_id=task_id)
+def _rebuild_timeout(message: str, task_id: str | None, reason: str | None = None) -> WanTimeoutError:
+    return WanTimeoutError(message, task_id=task_id, reason=reason)
 
 
-#: DashScope error code -> exception class (reference section 5.2). Prefix rules below cover families.
+#: DashScope error code -> exception class (reference section 5.2 and dashscope-wan-current.md). Prefix rules below
+#: cover families; ``Throttling.AllocationQuota`` depends on its message (see :func:`error_class_for`).
 ERROR_CODES: dict[str, type[WanAPIError]] = {
     "InvalidApiKey": WanAuthenticationError,
+    "NOT AUTHORIZED": WanAuthenticationError,
     "AccessDenied": WanPermissionError,
     "AccessDenied.Unpurchased": WanPermissionError,
     "Workspace.AccessDenied": WanPermissionError,
@@ -240,29 +257,47 @@ ERROR_CODES: dict[str, type[WanAPIError]] = {
     "InvalidParameter.DataInspection": WanInvalidRequestError,
     "InvalidURL": WanInvalidRequestError,
     "UnsupportedOperation": WanInvalidRequestError,
+    "InvalidFile": WanInvalidRequestError,
     "DataInspectionFailed": WanContentModerationError,
     "IPInfringementSuspect": WanContentModerationError,
     "ModelNotFound": WanNotFoundError,
     "Model.NotExist": WanNotFoundError,
     "WorkSpaceNotFound": WanNotFoundError,
+    "Endpoint.AccessDenied": WanNotFoundError,
     "Throttling": WanThrottledError,
+    "Throttling.RateQuota": WanThrottledError,
+    "Throttling.BurstRate": WanThrottledError,
     "LimitRequests": WanThrottledError,
     "RequestTimeOut": WanServerError,
     "InternalError": WanServerError,
+    "InternalError.Algo": WanServerError,
+    "InternalError.Timeout": WanServerError,
+    "InternalError.Upload": WanServerError,
     "SystemError": WanServerError,
     "ModelUnavailable": WanServerError,
+    "ModelServingError": WanServerError,
+    "ModelServiceFailed": WanServerError,
     "ServiceUnavailable": WanServerError,
     "GatewayTimeout": WanServerError,
+    # Relays (new-api): an unknown task id, and a status no vocabulary knows.
+    "task_not_exist": WanTaskExpiredError,
+    "UnexpectedStatus": WanUnexpectedStatusError,
 }
 
 _PREFIXES: tuple[tuple[str, type[WanAPIError]], ...] = (
-    ("Throttling.AllocationQuota", WanPermissionError),
     ("Throttling", WanThrottledError),
     ("InternalError", WanServerError),
     ("BadRequest", WanInvalidRequestError),
     ("InvalidParameter", WanInvalidRequestError),
+    ("InvalidFile", WanInvalidRequestError),
     ("AccessDenied", WanPermissionError),
 )
+
+#: ``Throttling.AllocationQuota`` means two things: a TPS/TPM limit (transient; the quota can be raised) or, with
+#: this in its message, "Free allocated quota exceeded" (the free quota is used up and the model is not on
+#: pay-as-you-go: permanent until billing changes).
+ALLOCATION_QUOTA = "Throttling.AllocationQuota"
+FREE_QUOTA_MARKER = "free"
 
 _BY_STATUS: dict[int, type[WanAPIError]] = {
     400: WanInvalidRequestError,
@@ -285,6 +320,8 @@ ADVICE: dict[type[WanError], str] = {
     WanThrottledError: "lower concurrency (an Airflow pool) or raise the account's rate limit",
     WanServerError: "DashScope (or a gateway in front of it) had an internal problem; a retry usually succeeds",
     WanProtocolError: "check that the connection's base URL points at a DashScope-compatible endpoint",
+    WanUnexpectedStatusError: "the relay reports a status this provider does not know: check the connection's "
+    "protocol (dashscope, unified, newapi, openai) and the relay's documentation",
     WanTaskExpiredError: "the video is gone after 24 hours; generate it again",
     WanTaskCanceledError: "the task was canceled; submit it again if the video is still needed",
     WanTimeoutError: "raise `timeout`, or keep waiting with WanTaskSensor on the same task id",
@@ -293,13 +330,16 @@ ADVICE: dict[type[WanError], str] = {
 }
 
 
-def error_class_for(code: str | None, status_code: int | None) -> type[WanAPIError]:
+def error_class_for(code: str | None, status_code: int | None, message: str | None = None) -> type[WanAPIError]:
     """
     Pick the exception class for a DashScope error code (falling back to the HTTP status).
 
     :param code: the ``code`` field of the error body or of a FAILED task.
     :param status_code: the HTTP status of the answer.
+    :param message: the error message; it tells the two meanings of ``Throttling.AllocationQuota`` apart.
     """
+    if code == ALLOCATION_QUOTA:
+        return WanPermissionError if is_free_quota_exhausted(code, message) else WanThrottledError
     if code:
         if code in ERROR_CODES:
             return ERROR_CODES[code]
@@ -314,12 +354,55 @@ def error_class_for(code: str | None, status_code: int | None) -> type[WanAPIErr
     return WanAPIError
 
 
+def is_free_quota_exhausted(code: str | None, message: str | None) -> bool:
+    """
+    Whether an error is "Free allocated quota exceeded" (permanent), not a passing TPS/TPM limit.
+
+    :param code: the error code.
+    :param message: the error message.
+    """
+    return code == ALLOCATION_QUOTA and FREE_QUOTA_MARKER in (message or "").lower()
+
+
+#: What to do next for codes whose class's advice would mislead (exact code first, then a prefix ending in ``.``).
+CODE_ADVICE: dict[str, str] = {
+    "Endpoint.AccessDenied": "the model was retired by Alibaba: switch `model` to a current one (wan2.7-t2v or "
+    "wan2.6-t2v); retrying fails the same way",
+    "NOT AUTHORIZED": "check the workspace ID and the endpoint: a workspace domain, the key and the region must "
+    "belong together",
+    "InvalidFile.": "check the soundtrack (audio_url): wav or mp3 content, 2-30 s, at most 15 MB, and a link DashScope "
+    "can download; retrying the same file fails the same way",
+    "Throttling.BurstRate": "requests rose too quickly: ramp submissions up gradually (an Airflow pool); a retry "
+    "after a pause usually succeeds",
+    "InternalError.Timeout": "DashScope gave up on the task after 3 hours without a video (nothing is billed); "
+    "submit it again",
+    "InternalError.Upload": "DashScope could not store the finished video (nothing is billed); submit it again",
+    "ModelServingError": "the model is short of capacity right now; a retry later usually succeeds",
+    "ModelServiceFailed": "the model service failed on this task (nothing is billed); submit it again",
+    "task_not_exist": "the relay does not know the task (expired, or created through another relay or key); "
+    "generate it again",
+}
+_FREE_QUOTA_ADVICE = (
+    "the model's free quota is used up and the model is not on pay-as-you-go: turn off 'free quota only' for it in "
+    "Model Studio (billing) or switch model; retrying fails the same way"
+)
+
+
 def advice_for(error: BaseException) -> str | None:
     """
     What to do about ``error``, in one phrase, or None.
 
     :param error: an exception raised by this provider.
     """
+    code, message = getattr(error, "code", None), getattr(error, "message", None)
+    if is_free_quota_exhausted(code, message):
+        return _FREE_QUOTA_ADVICE
+    if code:
+        if code in CODE_ADVICE:
+            return CODE_ADVICE[code]
+        for prefix, advice in CODE_ADVICE.items():
+            if prefix.endswith(".") and code.startswith(prefix):
+                return advice
     for cls in type(error).__mro__:
         if cls in ADVICE:
             return ADVICE[cls]

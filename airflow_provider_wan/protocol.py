@@ -23,12 +23,16 @@ from airflow_provider_wan.exceptions import (
     WanProtocolError,
     WanServerError,
     WanThrottledError,
+    WanUnexpectedStatusError,
     error_class_for,
 )
 from airflow_provider_wan.models import TaskStatus, WanTask, WanUsage, WanVideoRequest
 
 SUBMIT_PATH = "services/aigc/video-generation/video-synthesis"
+#: The relay flavours' default paths (the connection's ``unified_path`` extra overrides them).
 UNIFIED_PATH = "v2/videos/generations"
+NEWAPI_PATH = "v1/video/generations"
+OPENAI_VIDEOS_PATH = "v1/videos"
 #: DashScope's timestamps carry no zone; the service runs on China Standard Time.
 DASHSCOPE_TZ = timezone(timedelta(hours=8))
 _SNIPPET = 200
@@ -211,11 +215,39 @@ def error_from_response(response: HttpResponse) -> WanAPIError:
         or f"HTTP {response.status_code} without an error message"
     )
     request_id = _text(body.get("request_id")) or response.headers.get("x-request-id")
-    cls = error_class_for(code, response.status_code)
+    code, message = _upstream_error(code, message)
+    cls = error_class_for(code, response.status_code, message)
     error = cls(message, code=code, request_id=request_id, status_code=response.status_code)
     if isinstance(error, WanThrottledError):
         error.retry_after = retry_after_seconds(response.headers)
     return error
+
+
+def _known_code(code: str) -> bool:
+    return error_class_for(code, None) is not WanAPIError
+
+
+def _upstream_error(code: str | None, message: str) -> tuple[str | None, str]:
+    """
+    DashScope's own code and message when a relay wraps them in its own code.
+
+    new-api answers ``{"code": "ali_api_error", "message": "InvalidParameter: ..."}`` or puts DashScope's whole
+    error body in ``message``; the DashScope code decides what the error means.
+    """
+    if code is not None and _known_code(code):
+        return code, message
+    text = message.strip()
+    if text.startswith("{"):
+        try:
+            inner = json.loads(text)
+        except ValueError:
+            inner = None
+        if isinstance(inner, dict) and (inner_code := _text(inner.get("code"))) and _known_code(inner_code):
+            return inner_code, _text(inner.get("message")) or message
+    head, sep, rest = text.partition(":")
+    if sep and head.strip() and " " not in head.strip() and _known_code(head.strip()):
+        return head.strip(), rest.strip() or message
+    return code, message
 
 
 def _text(value: Any) -> str | None:
@@ -400,11 +432,19 @@ class DashScopeProtocol(WanProtocol):
             raise WanProtocolError(f"task list cannot be read ({_first_error(err)})") from None
 
 
+def _picture(request: WanVideoRequest) -> tuple[tuple[str, Any], ...]:
+    """The picture in the model's request shape: ``size`` (wan2.6 and older) or ``resolution`` + ``ratio``."""
+    if request.shape == "size":
+        return (("size", request.effective_size),)
+    return (("resolution", request.effective_resolution), ("ratio", request.effective_ratio))
+
+
 def _parameters(request: WanVideoRequest) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    # Size and duration are always explicit, so the seconds we log as billed are the ones DashScope bills.
+    # The picture and the duration are always explicit for a known model, so what we log as billed is what
+    # DashScope bills (its defaults could change under us).
     for key, value in (
-        ("size", request.effective_size),
+        *_picture(request),
         ("duration", request.effective_duration),
         ("prompt_extend", request.prompt_extend),
         ("watermark", request.watermark),
@@ -465,33 +505,76 @@ def candidates_of(page: WanTaskPage) -> list[dict[str, Any]]:
     ]
 
 
-#: Unified relay statuses -> DashScope statuses (reference section 7.1).
+#: Relay statuses -> DashScope statuses, every vocabulary in one table (upper-cased, spaces as underscores):
+#: the unified / new-api task vocabulary (reference section 7.1; new-api ``model.TaskStatus``), OpenAI-style
+#: video objects (new-api ``dto/openai_video.go``), Gemini-style relays (``processing``, ``succeeded``), and
+#: DashScope's own (a relay passing it through).
 UNIFIED_STATUSES: dict[str, TaskStatus] = {
     "NOT_START": TaskStatus.PENDING,
     "SUBMITTED": TaskStatus.PENDING,
     "QUEUED": TaskStatus.PENDING,
     "PENDING": TaskStatus.PENDING,
     "IN_PROGRESS": TaskStatus.RUNNING,
+    "PROCESSING": TaskStatus.RUNNING,
     "RUNNING": TaskStatus.RUNNING,
     "SUCCESS": TaskStatus.SUCCEEDED,
     "SUCCEEDED": TaskStatus.SUCCEEDED,
+    "COMPLETED": TaskStatus.SUCCEEDED,
     "FAILURE": TaskStatus.FAILED,
     "FAILED": TaskStatus.FAILED,
     "CANCELED": TaskStatus.CANCELED,
     "CANCELLED": TaskStatus.CANCELED,
     "UNKNOWN": TaskStatus.UNKNOWN,
 }
+#: Codes a relay answers for a task id it does not know (new-api: HTTP 400 ``task_not_exist``): the task expired.
+TASK_NOT_FOUND_CODES = frozenset({"task_not_exist", "task_not_found", "not_found"})
+#: new-api codes for failures after the upstream submit may have been sent: they do not prove that no task exists.
+RELAY_UNCERTAIN_CODES = frozenset(
+    {
+        "do_request_failed",
+        "read_response_body_failed",
+        "unmarshal_response_body_failed",
+        "unmarshal_response_failed",
+        "invalid_response",
+        "insert_task_failed",
+    }
+)
 
 
 class UnifiedProtocol(WanProtocol):
-    """The relay "unified" flavour: ``POST /v2/videos/generations`` with a flat body, polled by task id."""
+    """
+    The relay "unified" flavour: a flat body POSTed to one path, the task read at ``{path}/{task_id}``.
+
+    Reads every answer shape relays give: a flat task, new-api's ``{"code": "success", "data": task}``, and an
+    OpenAI-style video object, with the video at ``result_url``, ``data.output`` (a URL, or the upstream DashScope
+    ``output`` object), ``data.outputs[0]`` or ``metadata.url``.
+
+    :param path: the submit path below the base URL (the connection's ``unified_path`` extra); default
+        :attr:`default_path`.
+    """
 
     name = "unified"
     supports_cancel = False
     supports_list = False
+    default_path = UNIFIED_PATH
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = (path or self.default_path).strip().strip("/")
+        if not self.path or "?" in self.path or "#" in self.path or "://" in self.path:
+            raise ValueError(f"unified_path={path!r} is not a path such as {self.default_path!r}")
 
     def submit_request(self, request: WanVideoRequest) -> HttpRequest:
-        """Build the flat body: prompt, model and the parameters side by side."""
+        """Build the submit: the flavour's body POSTed to :attr:`path` (never retried blindly)."""
+        return HttpRequest(
+            "POST",
+            self.path,
+            json=self.submit_body(request),
+            headers={"Content-Type": "application/json"},
+            idempotent=False,
+        )
+
+    def submit_body(self, request: WanVideoRequest) -> dict[str, Any]:
+        """The flat body: prompt, model and the parameters side by side. :param request: the validated request."""
         body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
         if request.negative_prompt:
             body["negative_prompt"] = request.negative_prompt
@@ -499,12 +582,10 @@ class UnifiedProtocol(WanProtocol):
             body["audio_url"] = request.audio_url
         body.update(request.extra_input)
         body.update(_parameters(request))
-        return HttpRequest(
-            "POST", UNIFIED_PATH, json=body, headers={"Content-Type": "application/json"}, idempotent=False
-        )
+        return body
 
     def parse_submit(self, response: HttpResponse) -> SubmitResult:
-        """Read ``{"task_id": ...}`` (also tolerating ``{"data": {"task_id"}}`` and ``{"id"}``)."""
+        """Read ``{"task_id": ...}`` (also ``{"data": {"task_id"}}`` and an OpenAI-style ``{"id"}``)."""
         body = _ok_json(response)
         data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
         task_id = _text(body.get("task_id")) or _text(data.get("task_id")) or _text(body.get("id"))
@@ -513,57 +594,173 @@ class UnifiedProtocol(WanProtocol):
         return SubmitResult(task_id=task_id, request_id=_text(body.get("request_id")))
 
     def get_task_request(self, task_id: str) -> HttpRequest:
-        """Build ``GET /v2/videos/generations/{task_id}``."""
-        return HttpRequest("GET", f"{UNIFIED_PATH}/{_safe_id(task_id)}")
+        """Build ``GET {path}/{task_id}``."""
+        return HttpRequest("GET", f"{self.path}/{_safe_id(task_id)}")
 
     def parse_task(self, response: HttpResponse, task_id: str) -> WanTask:
-        """Read ``{task_id, status, fail_reason, submit_time, start_time, finish_time, data: {output}}``."""
-        if response.status_code == 404:
-            # Relays answer an unknown id with 404; DashScope says UNKNOWN, and so do we.
+        """Read a relay task in any of its shapes; an unknown task id is UNKNOWN, an unknown status an error."""
+        if _task_not_found(response):
+            # Relays answer an unknown id with 404, new-api with 400 task_not_exist; DashScope says UNKNOWN.
             return WanTask(task_id=task_id, task_status=TaskStatus.UNKNOWN)
         body = _ok_json(response)
         if isinstance(body.get("data"), dict) and "status" not in body and "status" in body["data"]:
-            body = {**body["data"], "request_id": body.get("request_id")}  # some relays wrap the task in data
-        raw_status = _text(body.get("status"))
-        status = UNIFIED_STATUSES.get((raw_status or "").upper().replace(" ", "_"))
-        if status is None:
-            raise WanProtocolError(
-                f"unified task answer has an unexpected status {raw_status!r} (expected one of "
-                f"{', '.join(sorted(UNIFIED_STATUSES))}): {_snippet(body)}",
-                status_code=response.status_code,
-            )
-        code, message = _unified_failure(body) if status is TaskStatus.FAILED else (None, None)
+            body = {**body["data"], "request_id": body.get("request_id")}  # new-api wraps the task in data
+        upstream = _upstream_output(body)
+        status = _relay_status(body, response.status_code)
+        if status is TaskStatus.FAILED and upstream.get("task_status") in ("CANCELED", "UNKNOWN"):
+            # new-api folds DashScope's CANCELED and UNKNOWN (expired) into FAILURE; its upstream copy tells them apart.
+            status = TaskStatus(upstream["task_status"])
+        code, message = _relay_failure(body) if status is TaskStatus.FAILED else (None, None)
         return WanTask(
-            task_id=_text(body.get("task_id")) or task_id,
+            task_id=_text(body.get("task_id")) or _text(body.get("id")) or task_id,
             task_status=status,
-            video_url=_unified_video_url(body) if status is TaskStatus.SUCCEEDED else None,
+            video_url=_relay_video_url(body) if status is TaskStatus.SUCCEEDED else None,
             code=code,
             message=message,
-            submit_time=_unix_to_dashscope(body.get("submit_time")),
-            scheduled_time=_unix_to_dashscope(body.get("start_time")),
-            end_time=_unix_to_dashscope(body.get("finish_time")),
+            usage=_relay_usage(body) if status is TaskStatus.SUCCEEDED else None,
+            submit_time=_unix_to_dashscope(body.get("submit_time") or body.get("created_at"))
+            or _text(upstream.get("submit_time")),
+            scheduled_time=_unix_to_dashscope(body.get("start_time")) or _text(upstream.get("scheduled_time")),
+            end_time=_unix_to_dashscope(body.get("finish_time") or body.get("completed_at"))
+            or _text(upstream.get("end_time")),
+            orig_prompt=_text(upstream.get("orig_prompt")),
+            actual_prompt=_text(upstream.get("actual_prompt")),
             request_id=_text(body.get("request_id")),
         )
 
 
-def _unified_video_url(body: dict[str, Any]) -> str | None:
+class NewApiProtocol(UnifiedProtocol):
+    """
+    new-api (``QuantumNous/new-api``), the most deployed self-hosted relay: ``POST /v1/video/generations``.
+
+    Its task body carries ``model``, ``prompt``, ``duration`` and ``size``; everything else DashScope takes goes in
+    ``metadata`` (``input`` and ``parameters``), which new-api merges into the upstream request. Answers are read as
+    for :class:`UnifiedProtocol` (``{"code": "success", "data": task}`` with ``result_url``).
+    """
+
+    name = "newapi"
+    default_path = NEWAPI_PATH
+
+    def submit_body(self, request: WanVideoRequest) -> dict[str, Any]:
+        """``{"model", "prompt", "duration", ["size"], "metadata": {"input", "parameters"}}``."""
+        params = _parameters(request)
+        inputs: dict[str, Any] = {}
+        if request.negative_prompt:
+            inputs["negative_prompt"] = request.negative_prompt
+        if request.audio_url:
+            inputs["audio_url"] = request.audio_url
+        inputs.update(request.extra_input)
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        if "duration" in params:
+            body["duration"] = params.pop("duration")
+        if "size" in params:
+            body["size"] = params.pop("size")  # new-api maps a W*H size itself; a tier goes in parameters
+        metadata = {key: value for key, value in (("input", inputs), ("parameters", params)) if value}
+        if metadata:
+            body["metadata"] = metadata
+        return body
+
+    def parse_submit(self, response: HttpResponse) -> SubmitResult:
+        """As :class:`UnifiedProtocol`; new-api's codes for failures after forwarding are not refusals."""
+        try:
+            return super().parse_submit(response)
+        except WanAPIError as err:
+            if err.code in RELAY_UNCERTAIN_CODES:
+                # The upstream submit may have been sent: read_submit makes this ambiguous, never retried blindly.
+                raise WanProtocolError(f"{err.code}: {err.message}", status_code=err.status_code) from None
+            raise
+
+
+class OpenAIVideoProtocol(NewApiProtocol):
+    """new-api's OpenAI-compatible video routes: ``POST /v1/videos``, ``GET /v1/videos/{id}`` (``metadata.url``)."""
+
+    name = "openai"
+    default_path = OPENAI_VIDEOS_PATH
+
+
+def _task_not_found(response: HttpResponse) -> bool:
+    if response.status_code == 404:
+        return True
+    if response.status_code != 400:
+        return False
+    try:
+        body = json.loads(response.content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(body, dict) and str(body.get("code") or "").strip().lower() in TASK_NOT_FOUND_CODES
+
+
+def _relay_status(body: dict[str, Any], status_code: int) -> TaskStatus:
+    raw = _text(body.get("status"))
+    status = UNIFIED_STATUSES.get((raw or "").upper().replace(" ", "_").replace("-", "_"))
+    if status is None:
+        raise WanUnexpectedStatusError(
+            f"unexpected status {raw!r} from the relay: no known vocabulary has it (known, in any case: "
+            f"{', '.join(UNIFIED_STATUSES)}); waiting longer would not make it readable: {_snippet(body)}",
+            code="UnexpectedStatus",
+            status_code=status_code,
+        )
+    return status
+
+
+def _upstream_output(body: dict[str, Any]) -> dict[str, Any]:
+    """DashScope's ``output`` object when the relay passes the upstream answer through (new-api ``data.data``)."""
     data = body.get("data")
-    if isinstance(data, dict):
-        if url := _text(data.get("output")):
-            return url
-        outputs = data.get("outputs")
-        if isinstance(outputs, list) and outputs:
-            return _text(outputs[0])
-    return _text(body.get("video_url"))
+    if isinstance(data, dict) and isinstance(data.get("output"), dict):
+        return data["output"]
+    metadata = body.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
 
 
-def _unified_failure(body: dict[str, Any]) -> tuple[str, str]:
-    reason = _text(body.get("fail_reason")) or _text(body.get("message")) or "the relay gave no reason"
-    code = _text(body.get("code")) or _text(body.get("fail_code"))
-    if code is None:
-        # Relays often pass DashScope's "Code: message" through as the reason.
-        head = reason.split(":", 1)[0].strip()
-        code = head if head and " " not in head and error_class_for(head, None) is not WanAPIError else "TaskFailed"
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _relay_video_url(body: dict[str, Any]) -> str | None:
+    """The video, wherever this relay put it (first found wins)."""
+    data = _object(body.get("data"))
+    metadata = _object(body.get("metadata"))
+    output = data.get("output")
+    outputs = data.get("outputs")
+    candidates = (
+        body.get("result_url"),
+        output if isinstance(output, str) else None,
+        output.get("video_url") if isinstance(output, dict) else None,
+        outputs[0] if isinstance(outputs, list) and outputs else None,
+        metadata.get("url"),
+        body.get("video_url"),
+        body.get("url"),
+    )
+    return next((url for url in map(_text, candidates) if url), None)
+
+
+def _relay_usage(body: dict[str, Any]) -> WanUsage | None:
+    """What DashScope billed, when the relay passes it through (``data.usage`` or ``metadata.usage``)."""
+    for holder in (body.get("data"), body.get("metadata")):
+        usage = holder.get("usage") if isinstance(holder, dict) else None
+        if isinstance(usage, dict) and usage:
+            try:
+                return WanUsage.model_validate(usage)
+            except ValidationError:
+                return None
+    return None
+
+
+def _relay_failure(body: dict[str, Any]) -> tuple[str, str]:
+    error = _object(body.get("error"))
+    upstream = _upstream_output(body)
+    reason = (
+        _text(body.get("fail_reason"))
+        or _text(error.get("message"))
+        or _text(upstream.get("message"))
+        or _text(body.get("message"))
+        or "the relay gave no reason"
+    )
+    code = _text(body.get("fail_code")) or _text(error.get("code")) or _text(upstream.get("code"))
+    if code is None or not _known_code(code):
+        code = _upstream_error(code, reason)[0]
+    if code is None or not _known_code(code):
+        code = "TaskFailed"
     return code, reason
 
 
@@ -611,16 +808,25 @@ def _first_error(err: ValidationError) -> str:
 PROTOCOLS: dict[str, type[WanProtocol]] = {
     DashScopeProtocol.name: DashScopeProtocol,
     UnifiedProtocol.name: UnifiedProtocol,
+    NewApiProtocol.name: NewApiProtocol,
+    OpenAIVideoProtocol.name: OpenAIVideoProtocol,
 }
 
 
-def get_protocol(name: str) -> WanProtocol:
+def get_protocol(name: str, path: str | None = None) -> WanProtocol:
     """
     Return the wire flavour called ``name``.
 
-    :param name: ``dashscope`` (native) or ``unified`` (relay ``/v2/videos/generations``).
+    :param name: ``dashscope`` (native), ``unified`` (relay ``/v2/videos/generations``), ``newapi`` (new-api's
+        ``/v1/video/generations``) or ``openai`` (new-api's OpenAI-style ``/v1/videos``).
+    :param path: the relay flavours' submit path instead of their default (the ``unified_path`` extra).
     """
     try:
-        return PROTOCOLS[name.strip().lower()]()
+        cls = PROTOCOLS[name.strip().lower()]
     except KeyError:
         raise ValueError(f"protocol={name!r} is unknown; allowed: {', '.join(PROTOCOLS)}") from None
+    if issubclass(cls, UnifiedProtocol):
+        return cls(path)
+    if path:
+        raise ValueError(f"unified_path={path!r} applies to the relay protocols, not to protocol={name!r}")
+    return cls()

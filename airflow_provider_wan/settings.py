@@ -8,18 +8,35 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_wan.exceptions import WanConfigurationError
+from airflow_provider_wan.models import DeclaredModels, declare_models
+from airflow_provider_wan.protocol import PROTOCOLS, get_protocol
 
-#: Region name -> base URL (reference section 1.1). Aliases below map other spellings onto these.
+#: Region name -> Alibaba Cloud region id. Every region of the connection's ``region`` extra.
+REGION_IDS: dict[str, str] = {
+    "singapore": "ap-southeast-1",
+    "beijing": "cn-beijing",
+    "virginia": "us-east-1",
+    "frankfurt": "eu-central-1",
+}
+#: Region name -> shared base URL (reference section 1.1). Frankfurt has none: only workspace domains.
 REGIONS: dict[str, str] = {
     "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",
     "beijing": "https://dashscope.aliyuncs.com/api/v1",
     "virginia": "https://dashscope-us.aliyuncs.com/api/v1",
 }
+#: A workspace's own endpoint (Alibaba's recommended one; Frankfurt's only one). Virginia has none documented.
+WORKSPACE_BASE_URL = "https://{workspace}.{region_id}.maas.aliyuncs.com/api/v1"
+WORKSPACE_DOMAIN_REGIONS = ("singapore", "beijing", "frankfurt")
+#: Regions served only at workspace domains.
+WORKSPACE_ONLY_REGIONS = ("frankfurt",)
+_WORKSPACE_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 REGION_ALIASES: dict[str, str] = {
     "intl": "singapore",
     "international": "singapore",
@@ -29,6 +46,9 @@ REGION_ALIASES: dict[str, str] = {
     "cn": "beijing",
     "us": "virginia",
     "us-east-1": "virginia",
+    "eu-central-1": "frankfurt",
+    "eu": "frankfurt",
+    "germany": "frankfurt",
 }
 DEFAULT_REGION = "singapore"
 #: Region -> its Model Studio console page where a user sees their model calls (model monitoring; DashScope has
@@ -37,8 +57,10 @@ REGION_CONSOLES: dict[str, str] = {
     "singapore": "https://modelstudio.console.alibabacloud.com/ap-southeast-1?tab=dashboard#/model-telemetry",
     "beijing": "https://bailian.console.aliyun.com/cn-beijing?tab=model#/model-telemetry",
     "virginia": "https://modelstudio.console.alibabacloud.com/us-east-1?tab=dashboard#/model-telemetry",
+    # [?] by the pattern of the other international regions; not confirmed.
+    "frankfurt": "https://modelstudio.console.alibabacloud.com/eu-central-1?tab=dashboard#/model-telemetry",
 }
-PROTOCOL_NAMES = ("dashscope", "unified")
+PROTOCOL_NAMES = tuple(PROTOCOLS)
 #: Hosts the transfer operator downloads videos from by default (DashScope's OSS result buckets).
 DEFAULT_DOWNLOAD_HOSTS = ("*.aliyuncs.com",)
 
@@ -49,19 +71,35 @@ DEFAULT_DOWNLOAD_HOSTS = ("*.aliyuncs.com",)
 CONNECTION_EXTRAS: dict[str, tuple[str, dict[str, Any], str]] = {
     "region": (
         "Region",
-        {"type": ["string", "null"], "enum": [*REGIONS, None], "default": DEFAULT_REGION},
-        "singapore (dashscope-intl), beijing (dashscope) or virginia (dashscope-us). Key, model and region must match. "
-        "A Base URL overrides it.",
+        {"type": ["string", "null"], "enum": [*REGION_IDS, None], "default": DEFAULT_REGION},
+        "singapore (dashscope-intl), beijing (dashscope), virginia (dashscope-us) or frankfurt (workspace domain "
+        "only). Key, model and region must match. A Base URL overrides it.",
     ),
     "workspace": (
         "Workspace ID",
         {"type": ["string", "null"]},
-        "Sent as X-DashScope-WorkSpace.",
+        "Sent as X-DashScope-WorkSpace; with Frankfurt (or workspace_domain) it also names the endpoint.",
+    ),
+    "workspace_domain": (
+        "Use the workspace domain",
+        {"type": ["boolean", "string", "null"], "default": False},
+        "Call https://{workspace}.{region id}.maas.aliyuncs.com/api/v1 (Singapore, Beijing; always for Frankfurt).",
     ),
     "protocol": (
         "Wire protocol",
         {"type": ["string", "null"], "enum": [*PROTOCOL_NAMES, None], "default": "dashscope"},
-        "dashscope (native) or unified (relay POST /v2/videos/generations).",
+        "dashscope (native), unified (relay POST /v2/videos/generations), newapi (new-api POST "
+        "/v1/video/generations) or openai (new-api POST /v1/videos).",
+    ),
+    "unified_path": (
+        "Relay path",
+        {"type": ["string", "null"]},
+        "The relay protocols' submit path below the Base URL, e.g. v1/video/generations (default per protocol).",
+    ),
+    "models": (
+        "Declared models",
+        {"type": ["object", "string", "null"]},
+        'Models this release does not know: {"wan2.8-t2v": {"like": "wan2.7-t2v", "durations": "2-20"}}.',
     ),
     "connect_timeout": ("Connect timeout (s)", {"type": ["number", "null"], "default": 10}, ""),
     "read_timeout": ("Read timeout (s)", {"type": ["number", "null"], "default": 60}, ""),
@@ -74,7 +112,17 @@ CONNECTION_EXTRAS: dict[str, tuple[str, dict[str, Any], str]] = {
     "poll_qps": (
         "Poll budget (requests/s)",
         {"type": ["number", "null"], "default": 10},
-        "Shared by all waits of this connection in one triggerer; the account limit is 20.",
+        "Starting query rate of one triggerer's waits on this connection; it adapts (AIMD) up to the account limit.",
+    ),
+    "query_qps": (
+        "Account query limit (requests/s)",
+        {"type": ["number", "null"], "default": 20},
+        "DashScope's task query limit for the whole account (20), shared by every triggerer and worker.",
+    ),
+    "model_limits": (
+        "Raised model limits",
+        {"type": ["object", "string", "null"]},
+        'For raised quotas: {"wan2.6-t2v": {"concurrency": 20, "submit_rps": 10}}; "*" applies to every model.',
     ),
     "download_hosts": (
         "Allowed video hosts",
@@ -145,14 +193,21 @@ class WanConnectionSettings:
 
     :param api_key: the DashScope API key (never printed: excluded from the repr).
     :param base_url: the API root, e.g. ``https://dashscope-intl.aliyuncs.com/api/v1``.
-    :param region: the region name, or None when an explicit base URL was given.
-    :param workspace: the workspace id for ``X-DashScope-WorkSpace``.
-    :param protocol: ``dashscope`` or ``unified``.
+    :param region: the region name (``singapore``, ``beijing``, ``virginia``, ``frankfurt``): the region extra, or
+        the region of an explicit Alibaba base URL; None for a gateway or the simulator (then models are not
+        checked against a region).
+    :param workspace: the workspace id for ``X-DashScope-WorkSpace`` (and the workspace domain).
+    :param protocol: ``dashscope``, ``unified``, ``newapi`` or ``openai``.
+    :param unified_path: the relay protocols' submit path instead of their default.
+    :param models: models the connection declares (its ``models`` extra), lower-cased name -> capability row.
     :param connect_timeout: seconds to establish a connection.
     :param read_timeout: seconds to wait for an answer.
     :param max_retries: retries per call after the first attempt.
     :param retry_budget: ceiling in seconds on all attempts of one call.
-    :param poll_qps: the shared query budget of this connection per triggerer event loop.
+    :param poll_qps: the starting query rate of this connection per triggerer event loop (it adapts).
+    :param query_qps: the account's query limit, the most the adaptive rate grows to.
+    :param model_limits: per-model overrides of the account limits (``concurrency``, ``submit_rps``); ``*``
+        applies to every model.
     :param download_hosts: host patterns the transfer may download from.
     :param source: where the settings came from (``connection <id>`` or ``environment``).
     """
@@ -162,13 +217,36 @@ class WanConnectionSettings:
     region: str | None = DEFAULT_REGION
     workspace: str | None = None
     protocol: str = "dashscope"
+    unified_path: str | None = None
+    models: DeclaredModels = field(default_factory=dict, compare=False, hash=False)
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_retries: int = 4
     retry_budget: float = 120.0
     poll_qps: float = 10.0
+    query_qps: float = 20.0
+    model_limits: dict[str, dict[str, float]] = field(default_factory=dict, compare=False, hash=False)
     download_hosts: tuple[str, ...] = DEFAULT_DOWNLOAD_HOSTS
     source: str = "connection"
+
+    def limits_for(self, model: str) -> tuple[float, int]:
+        """
+        The account limits that apply to ``model``: (submissions per second, tasks processing at once).
+
+        The connection's ``model_limits`` win over the capability table; an unknown model gets 5 and 5.
+
+        :param model: the model name.
+        """
+        from airflow_provider_wan.models import get_capability
+
+        cap = get_capability(model)
+        rps, concurrency = (cap.submit_rps, cap.concurrency) if cap else (5.0, 5)
+        name = cap.name if cap else model.strip().lower()
+        for key in ("*", name):
+            override = self.model_limits.get(key) or {}
+            rps = float(override.get("submit_rps", rps))
+            concurrency = int(override.get("concurrency", concurrency))
+        return rps, concurrency
 
     @property
     def key_fingerprint(self) -> str:
@@ -199,6 +277,7 @@ class WanConnectionSettings:
             self.connect_timeout,
             self.read_timeout,
             self.poll_qps,
+            self.query_qps,
         )
 
     @classmethod
@@ -227,10 +306,13 @@ class WanConnectionSettings:
             raise WanConfigurationError(
                 f"{source} has no API key; put the DashScope key in the connection's password field"
             )
-        base_url, region = _base_url(host, port, schema, extra)
+        base_url, region = _base_url(host, port, schema, extra, source)
         protocol = str(extra.get("protocol") or "dashscope").strip().lower()
-        if protocol not in PROTOCOL_NAMES:
-            raise WanConfigurationError(f"protocol={protocol!r} in {source} is unknown; allowed: dashscope, unified")
+        unified_path = str(extra.get("unified_path") or "").strip() or None
+        try:
+            get_protocol(protocol, unified_path)
+        except ValueError as err:
+            raise WanConfigurationError(f"{err} (in {source})") from None
         hosts = extra.get("download_hosts") or ()
         if isinstance(hosts, str):
             hosts = [h.strip() for h in hosts.split(",") if h.strip()]
@@ -238,34 +320,119 @@ class WanConnectionSettings:
             api_key=api_key,
             base_url=base_url,
             region=region,
-            workspace=(str(extra["workspace"]).strip() or None) if extra.get("workspace") else None,
+            workspace=_workspace(extra),
             protocol=protocol,
+            unified_path=unified_path,
+            models=declare_models(extra.get("models"), source),
             connect_timeout=_number(extra, "connect_timeout", float, source),
             read_timeout=_number(extra, "read_timeout", float, source),
             max_retries=_number(extra, "max_retries", int, source),
             retry_budget=_number(extra, "retry_budget", float, source),
             poll_qps=_number(extra, "poll_qps", float, source),
+            query_qps=_number(extra, "query_qps", float, source),
+            model_limits=_model_limits(extra.get("model_limits"), source),
             download_hosts=(*DEFAULT_DOWNLOAD_HOSTS, *hosts),
             source=source,
         )
+
+
+def _model_limits(value: Any, source: str) -> dict[str, dict[str, float]]:
+    """Read the ``model_limits`` extra (a dict, or its JSON text from a form field) and check its numbers."""
+    if value in (None, "", {}):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise WanConfigurationError(f"model_limits={value!r} in {source} is not JSON") from None
+    if not isinstance(value, dict):
+        raise WanConfigurationError(f"model_limits in {source} must map model names to limits, got {value!r}")
+    limits: dict[str, dict[str, float]] = {}
+    for model, spec in value.items():
+        unknown = sorted(set(spec) - {"concurrency", "submit_rps"}) if isinstance(spec, dict) else ["(not a dict)"]
+        numbers = [v for v in spec.values()] if isinstance(spec, dict) else []
+        if unknown or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in numbers):
+            raise WanConfigurationError(
+                f"model_limits[{model!r}]={spec!r} in {source} is not valid; allowed: "
+                f'{{"concurrency": <positive integer>, "submit_rps": <positive number>}}'
+            )
+        limits[str(model).strip().lower()] = {k: float(v) for k, v in spec.items()}
+    return limits
 
 
 def resolve_region(region: str | None) -> str:
     """
     Normalise a region name or alias.
 
-    :param region: ``singapore``, ``beijing``, ``virginia`` or an alias such as ``cn-beijing``.
+    :param region: ``singapore``, ``beijing``, ``virginia``, ``frankfurt`` or an alias such as ``cn-beijing`` or
+        ``eu-central-1``.
     """
     name = (region or DEFAULT_REGION).strip().lower()
     name = REGION_ALIASES.get(name, name)
-    if name not in REGIONS:
+    if name not in REGION_IDS:
         raise WanConfigurationError(
-            f"region={region!r} is unknown; allowed: {', '.join(REGIONS)} (or set base_url for a gateway)"
+            f"region={region!r} is unknown; allowed: {', '.join(REGION_IDS)} (or set base_url for a gateway)"
         )
     return name
 
 
-def _base_url(host: str | None, port: int | None, schema: str | None, extra: dict[str, Any]) -> tuple[str, str | None]:
+def workspace_base_url(workspace: str | None, region: str) -> str:
+    """
+    The base URL of a workspace's own domain: ``https://{workspace}.{region id}.maas.aliyuncs.com/api/v1``.
+
+    :param workspace: the Model Studio workspace id.
+    :param region: a region name or alias with workspace domains (Singapore, Beijing, Frankfurt).
+    :raises WanConfigurationError: without a workspace, with one that is not a host label, or for a region
+        without workspace domains.
+    """
+    name = resolve_region(region)
+    if name not in WORKSPACE_DOMAIN_REGIONS:
+        raise WanConfigurationError(
+            f"region={region!r} has no workspace domain; allowed with workspace_domain: "
+            f"{', '.join(WORKSPACE_DOMAIN_REGIONS)}"
+        )
+    if not workspace:
+        raise WanConfigurationError(
+            f"region={name!r} with a workspace domain needs the workspace extra (the Model Studio workspace id): "
+            f"the endpoint is {WORKSPACE_BASE_URL.format(workspace='{WorkspaceId}', region_id=REGION_IDS[name])}"
+        )
+    if not _WORKSPACE_ID.match(workspace):
+        raise WanConfigurationError(
+            f"workspace={workspace!r} cannot name a workspace domain; allowed: letters, digits and hyphens"
+        )
+    return WORKSPACE_BASE_URL.format(workspace=workspace.lower(), region_id=REGION_IDS[name])
+
+
+def region_of_host(host: str) -> str | None:
+    """
+    The region an Alibaba DashScope host serves (shared or workspace domain), or None for any other host.
+
+    :param host: a host name.
+    """
+    host = host.lower()
+    for name, url in REGIONS.items():
+        if urlsplit(url).hostname == host:
+            return name
+    suffix = ".maas.aliyuncs.com"
+    if host.endswith(suffix):
+        region_id = host.removesuffix(suffix).rsplit(".", 1)[-1]
+        return next((name for name, rid in REGION_IDS.items() if rid == region_id), None)
+    return None
+
+
+def _workspace(extra: dict[str, Any]) -> str | None:
+    return (str(extra["workspace"]).strip() or None) if extra.get("workspace") else None
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
+def _base_url(
+    host: str | None, port: int | None, schema: str | None, extra: dict[str, Any], source: str = "connection"
+) -> tuple[str, str | None]:
     explicit = str(extra.get("base_url") or "").strip()
     if not explicit and host and host.strip():
         explicit = _url_from_host(host.strip(), port, schema, extra)
@@ -273,8 +440,13 @@ def _base_url(host: str | None, port: int | None, schema: str | None, extra: dic
         parts = urlsplit(explicit)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise WanConfigurationError(f"base_url={explicit!r} is not an http(s) URL")
-        return explicit.rstrip("/"), None
+        return explicit.rstrip("/"), region_of_host(parts.hostname)
     region = resolve_region(extra.get("region"))
+    if region in WORKSPACE_ONLY_REGIONS or _flag(extra.get("workspace_domain")):
+        try:
+            return workspace_base_url(_workspace(extra), region), region
+        except WanConfigurationError as err:
+            raise WanConfigurationError(f"{err} (in {source})") from None
     return REGIONS[region], region
 
 

@@ -90,7 +90,7 @@ def test_native_submit_answer():
         (403, "AccessDenied.Unpurchased", WanPermissionError),
         (400, "Arrearage", WanPermissionError),
         (429, "PrepaidBillOverdue", WanPermissionError),
-        (429, "Throttling.AllocationQuota", WanPermissionError),
+        (429, "Throttling.AllocationQuota", WanThrottledError),  # a TPS/TPM limit; "Free ..." is permanent
         (400, "InvalidParameter", WanInvalidRequestError),
         (400, "BadRequest.EmptyInput", WanInvalidRequestError),
         (400, "DataInspectionFailed", WanContentModerationError),
@@ -328,7 +328,7 @@ def test_unified_says_what_was_unexpected():
 
 def test_get_protocol():
     assert isinstance(get_protocol("Unified"), UnifiedProtocol)
-    with pytest.raises(ValueError, match="protocol='grpc' is unknown; allowed: dashscope, unified"):
+    with pytest.raises(ValueError, match="protocol='grpc' is unknown; allowed: dashscope, unified, newapi, openai"):
         get_protocol("grpc")
 
 

@@ -22,9 +22,16 @@ from airflow.sdk import BaseHook
 from airflow_provider_wan import __version__
 from airflow_provider_wan._compat import AirflowNotFoundException
 from airflow_provider_wan.events import task_error
-from airflow_provider_wan.exceptions import WanAmbiguousSubmitError, WanError, WanTimeoutError
-from airflow_provider_wan.hooks._transport import TLS_CONTEXT, RetryPolicy, SharedAsyncClient, transport_error
-from airflow_provider_wan.models import TaskStatus, WanTask, WanVideoRequest
+from airflow_provider_wan.exceptions import WanAmbiguousSubmitError, WanError, WanThrottledError
+from airflow_provider_wan.hooks._transport import (
+    TLS_CONTEXT,
+    RetryPolicy,
+    SharedAsyncClient,
+    _SharedClient,
+    transport_error,
+)
+from airflow_provider_wan.hooks._watch import TaskWatcher, Watch
+from airflow_provider_wan.models import TaskStatus, WanTask, WanVideoRequest, check_region, get_capability
 from airflow_provider_wan.protocol import (
     AMBIGUITY_MAX_PAGES,
     HttpRequest,
@@ -37,6 +44,7 @@ from airflow_provider_wan.protocol import (
     get_protocol,
 )
 from airflow_provider_wan.settings import UI_FIELD_BEHAVIOUR, WanConnectionSettings, form_fields
+from airflow_provider_wan.waiting import WaitPolicy, wait_sync
 
 T = TypeVar("T")
 
@@ -124,6 +132,7 @@ class WanHook(BaseHook):
         super().__init__(**kwargs)
         self.dashscope_conn_id = dashscope_conn_id
         self._settings = settings
+        self._session: _SharedClient | None = None
 
     def __repr__(self) -> str:
         return f"WanHook(dashscope_conn_id={self.dashscope_conn_id!r})"
@@ -206,8 +215,23 @@ class WanHook(BaseHook):
 
     @cached_property
     def protocol(self) -> WanProtocol:
-        """The wire flavour chosen by the connection's ``protocol`` extra."""
-        return get_protocol(self.get_settings().protocol)
+        """The wire flavour chosen by the connection's ``protocol`` (and ``unified_path``) extras."""
+        settings = self.get_settings()
+        return get_protocol(settings.protocol, settings.unified_path)
+
+    def prepare_request(self, request: WanVideoRequest | Mapping[str, Any]) -> WanVideoRequest:
+        """
+        The request as this connection sends it: validated with the models the connection declares (``models``
+        extra) and checked against the connection's region. Pure once the connection is read: no request is sent.
+
+        :param request: a :class:`WanVideoRequest` or the same fields as a mapping.
+        :raises WanRequestValidationError: for a bad field, or a model the region does not offer.
+        """
+        return _prepared(_validated(request), self.get_settings())
+
+    async def aprepare_request(self, request: WanVideoRequest | Mapping[str, Any]) -> WanVideoRequest:
+        """Async twin of :meth:`prepare_request`. :param request: the request."""
+        return _prepared(_validated(request), await self.aget_settings())
 
     def _retry_policy(self, settings: WanConnectionSettings) -> RetryPolicy:
         return RetryPolicy(max_attempts=settings.max_retries + 1, budget=settings.retry_budget)
@@ -283,7 +307,7 @@ class WanHook(BaseHook):
 
         :param request: a :class:`WanVideoRequest` or the same fields as a mapping (validated first).
         """
-        validated = _validated(request)
+        validated = self.prepare_request(request)
         for attempt in range(1, AMBIGUOUS_RESUBMITS + 2):
             sent_at = time.time()
             try:
@@ -357,29 +381,27 @@ class WanHook(BaseHook):
         """
         return self._call(self.protocol.list_request(**filters), self.protocol.parse_list)
 
-    def wait_for_task(self, task_id: str, poll_interval: float = 15.0, timeout: float | None = None) -> WanTask:
+    def wait_for_task(
+        self,
+        task_id: str,
+        poll_interval: float = 15.0,
+        timeout: float | None = None,
+        queue_timeout: float | None = None,
+    ) -> WanTask:
         """
         Poll until the task ends; return it when SUCCEEDED, raise the matching error otherwise.
 
+        The same policy as the operator and the trigger (:mod:`airflow_provider_wan.waiting`): time spent
+        PENDING in DashScope's queue does not count against ``timeout``.
+
         :param task_id: the DashScope task id.
         :param poll_interval: seconds between polls (DashScope suggests 15).
-        :param timeout: seconds to wait in all; None waits until the task ends.
-        :raises WanTimeoutError: when ``timeout`` passes first (the task may still finish).
+        :param timeout: seconds of generation to wait for; None waits until the task ends.
+        :param queue_timeout: seconds PENDING in the queue to wait for; None waits as long as it is queued.
+        :raises WanTimeoutError: when a limit passes first (the task may still finish).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        started, last = time.monotonic(), None
-        while True:
-            task = self.get_task(task_id)
-            if task.task_status is not last:
-                self.log.info("Task %s is %s after %.0f s", task_id, task.task_status.value, time.monotonic() - started)
-                last = task.task_status
-            if task.task_status.is_terminal:
-                return _result_or_raise(task)
-            if deadline is not None and time.monotonic() + poll_interval > deadline:
-                raise WanTimeoutError(
-                    f"task {task_id} is still {task.task_status.value} after {timeout:g} s", task_id=task_id
-                )
-            time.sleep(poll_interval)
+        policy = WaitPolicy(poll_interval=poll_interval, timeout=timeout, queue_timeout=queue_timeout)
+        return _result_or_raise(wait_sync(self, task_id, policy, self.log))
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and endpoint with a call that spends nothing (reading a task id that does not exist)."""
@@ -401,23 +423,54 @@ class WanHook(BaseHook):
 
         Every user of the same connection on the loop shares the client and its ``poll_qps`` budget.
         """
-        settings = await self.aget_settings()
-        shared = SharedAsyncClient(
+        async with self._shared(await self.aget_settings()) as shared:
+            self._session = shared
+            try:
+                yield self
+            finally:
+                self._session = None
+
+    def _shared(self, settings: WanConnectionSettings) -> SharedAsyncClient:
+        return SharedAsyncClient(
             settings.cache_key(),
             build=lambda: httpx.AsyncClient(**self._client_options(settings)),
             rate=settings.poll_qps,
+            ceiling=settings.query_qps,
         )
-        async with shared:
-            yield self
+
+    @asynccontextmanager
+    async def watch(self, task_id: str, poll_interval: float) -> AsyncIterator[Watching]:
+        """
+        Watch a task through the connection's shared :class:`TaskWatcher` (inside :meth:`async_session`).
+
+        Every wait of the connection on this loop registers with one watcher, which spends the account's query
+        budget where it tells the most (see :mod:`airflow_provider_wan.hooks._watch`).
+
+        :param task_id: the DashScope task id.
+        :param poll_interval: seconds between reads of this task when it is read by id.
+        """
+        shared = self._session
+        if shared is None:
+            raise RuntimeError("WanHook.watch() needs an open async_session()")
+        if shared.watcher is None:
+            settings = await self.aget_settings()
+            protocol = get_protocol(settings.protocol)
+
+            async def send(request: HttpRequest) -> HttpResponse:
+                return await self._asend(shared.client, request, settings)
+
+            shared.watcher = TaskWatcher(protocol, send, shared.limiter)
+        watcher: TaskWatcher = shared.watcher
+        watch = watcher.register(task_id, poll_interval)
+        try:
+            yield Watching(watcher, watch)
+        finally:
+            watcher.unregister(watch)
 
     async def _acall(self, request: HttpRequest, parse: Callable[[HttpResponse], T]) -> T:
         settings = await self.aget_settings()
         policy = self._retry_policy(settings)
-        async with SharedAsyncClient(
-            settings.cache_key(),
-            build=lambda: httpx.AsyncClient(**self._client_options(settings)),
-            rate=settings.poll_qps,
-        ) as shared:
+        async with self._shared(settings) as shared:
             started = time.monotonic()
             attempt = 0
             while True:
@@ -425,8 +478,13 @@ class WanHook(BaseHook):
                 try:
                     if request.method == "GET":
                         await shared.limiter.acquire()
-                    return parse(await self._asend(shared.client, request, settings))
+                    result = parse(await self._asend(shared.client, request, settings))
+                    if request.method == "GET":
+                        shared.limiter.succeeded()
+                    return result
                 except WanError as err:
+                    if isinstance(err, WanThrottledError) and request.method == "GET":
+                        shared.limiter.throttled(err.retry_after)
                     delay = policy.delay(attempt, err, request, time.monotonic() - started)
                     if delay is None:
                         raise
@@ -445,11 +503,12 @@ class WanHook(BaseHook):
         return HttpResponse(response.status_code, response.headers, response.content)
 
     async def _aprotocol(self) -> WanProtocol:
-        return get_protocol((await self.aget_settings()).protocol)
+        settings = await self.aget_settings()
+        return get_protocol(settings.protocol, settings.unified_path)
 
     async def asubmit_task(self, request: WanVideoRequest | Mapping[str, Any]) -> SubmitResult:
         """Async twin of :meth:`submit_task`. :param request: the request (validated first)."""
-        validated = _validated(request)
+        validated = await self.aprepare_request(request)
         protocol = await self._aprotocol()
         for attempt in range(1, AMBIGUOUS_RESUBMITS + 2):
             sent_at = time.time()
@@ -498,6 +557,28 @@ class WanHook(BaseHook):
         return await self._acall(protocol.list_request(**filters), protocol.parse_list)
 
 
+class Watching:
+    """
+    One registered wait, as :meth:`WanHook.watch` yields it.
+
+    :param watcher: the connection's watcher on this loop.
+    :param watch: the registration.
+    """
+
+    def __init__(self, watcher: TaskWatcher, watch: Watch) -> None:
+        self.watcher = watcher
+        self.watch = watch
+
+    async def next(self, timeout: float | None) -> WanTask | None:
+        """
+        The next read that changed the task's status (or ended it), or None after ``timeout`` seconds.
+
+        :param timeout: seconds to wait at most; None waits for news.
+        :raises WanError: a non-retryable error reading the task.
+        """
+        return await self.watcher.next(self.watch, timeout)
+
+
 def _ambiguous(
     err: WanAmbiguousSubmitError, candidates: list[dict[str, Any]] | None, unchecked: str | None
 ) -> WanAmbiguousSubmitError:
@@ -519,6 +600,15 @@ def _ambiguous(
 
 def _validated(request: WanVideoRequest | Mapping[str, Any]) -> WanVideoRequest:
     return request if isinstance(request, WanVideoRequest) else WanVideoRequest.build(**dict(request))
+
+
+def _prepared(request: WanVideoRequest, settings: WanConnectionSettings) -> WanVideoRequest:
+    """Re-validate with the connection's declared models (they may change the row, even the shape) and its region."""
+    declared = settings.models
+    if declared and get_capability(request.model, declared) is not request.capability:
+        request = WanVideoRequest.build(**request.fields(), models=declared)
+    check_region(request.model, settings.region, declared)
+    return request
 
 
 def _result_or_raise(task: WanTask) -> WanTask:
