@@ -16,15 +16,18 @@ Every day:
    manifest beside it, and an asset event goes through the `wan_videos` asset alias, which schedules
    `example_wan_daily_digest`.
 
-**The pool caps the spend rate.** Every `generate` instance runs in the `wan_generation` pool. Deferred tasks
-only count against a pool created with `--include-deferred`, so create it like this (2 generations at once):
+**Size the pool from the model's concurrency.** Every `generate` instance runs in the `wan_generation` pool.
+DashScope generates at most 5 wan2.6-t2v videos at once per account (2 for wan2.2 and wan2.1:
+`WanConnectionSettings.limits_for(model)` says, with the connection's `model_limits` overrides); more only wait in
+its queue. Deferred tasks only count against a pool created with `--include-deferred`, so create it with the
+model's concurrency (fewer slots if other DAGs share the account):
 
 ```bash
-airflow pools set wan_generation 2 "Wan text-to-video generations at once" --include-deferred
+airflow pools set wan_generation 5 "Wan text-to-video generations at once (wan2.6-t2v: 5)" --include-deferred
 ```
 
-Without `--include-deferred` the pool would only limit the short submit step, not the renders. DashScope also
-limits concurrency per account (the pool keeps you below it instead of queueing on their side).
+Without `--include-deferred` the pool would only limit the short submit step, not the renders. Without the pool
+nothing breaks: the extra generations wait PENDING at DashScope, and queue time does not count against `timeout`.
 
 Connections: `dashscope_default` and `aws_default` (see `example_wan_text_to_video`). The bucket is the
 `bucket` param, else the Airflow Variable `wan_video_bucket`, else `wan-videos`.
@@ -101,7 +104,7 @@ with DAG(
         model="wan2.6-t2v",
         size="1280*720",
         duration=5,
-        pool=GENERATION_POOL,  # at most <slots> renders at once (pool created with --include-deferred)
+        pool=GENERATION_POOL,  # at most <slots> renders at once: the model's concurrency, with --include-deferred
         map_index_template="{{ task.prompt[:60] }}",  # the grid shows each instance's prompt, not 0, 1, 2...
         poll_interval="{{ params.poll_interval }}",
         timeout=timedelta(hours=1),
