@@ -21,7 +21,12 @@ from airflow_provider_wan.settings import CONNECTION_EXTRAS, WanConnectionSettin
 FORM_EXTRAS = {
     "region",
     "workspace",
+    "workspace_domain",
     "protocol",
+    "unified_path",
+    "models",
+    "model_limits",
+    "query_qps",
     "connect_timeout",
     "read_timeout",
     "max_retries",
@@ -77,8 +82,8 @@ def test_the_form_has_one_base_url_input(hook_meta):
 def test_the_form_inputs_have_types_choices_and_defaults(hook_meta):
     fields = {name: field["schema"] for name, field in hook_meta["extra_fields"].items()}
     assert fields["region"]["title"] == "Region"
-    assert [c for c in fields["region"]["enum"] if c] == ["singapore", "beijing", "virginia"]
-    assert [c for c in fields["protocol"]["enum"] if c] == ["dashscope", "unified"]
+    assert [c for c in fields["region"]["enum"] if c] == ["singapore", "beijing", "virginia", "frankfurt"]
+    assert [c for c in fields["protocol"]["enum"] if c] == ["dashscope", "unified", "newapi", "openai"]
     assert "integer" in fields["max_retries"]["type"]
     assert hook_meta["extra_fields"]["region"]["value"] == "singapore"
     if AIRFLOW_VERSION.major == 3 and AIRFLOW_VERSION.minor < 2:
@@ -92,7 +97,8 @@ def test_the_form_inputs_have_types_choices_and_defaults(hook_meta):
 def test_form_fields_follow_the_connection_extras():
     specs = {spec.name: spec for spec in form_fields()}
     assert list(specs) == list(CONNECTION_EXTRAS) and set(specs) == FORM_EXTRAS
-    assert specs["region"].choices == ("singapore", "beijing", "virginia") and specs["region"].default == "singapore"
+    assert specs["region"].choices == ("singapore", "beijing", "virginia", "frankfurt")
+    assert specs["region"].default == "singapore"
     assert (specs["max_retries"].kind, specs["max_retries"].default) == ("integer", 4)
     assert (specs["poll_qps"].kind, specs["poll_qps"].default) == ("string", "10")
     assert specs["download_hosts"].description.endswith("Comma-separated.")
