@@ -217,3 +217,18 @@ def test_on_kill_cancels_the_task_waited_on_in_the_worker(simulator):
     op.on_kill()
     assert op.hook.get_task(op._dashscope_task_id).task_status.value == "CANCELED"
     assert WanTextToVideoOperator(task_id="u", prompt="x").on_kill() is None  # nothing submitted: nothing to do
+
+
+# --------------------------------------------------------------------------------------------- conventions
+
+
+def test_deferrable_follows_airflows_default_deferrable_when_the_deployment_sets_it(monkeypatch):
+    from airflow_provider_wan.sensors.wan import WanTaskSensor
+
+    assert WanTextToVideoOperator(task_id="a", prompt="x").deferrable is True  # unset: we defer
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")  # a deployment without a triggerer
+    assert WanTextToVideoOperator(task_id="b", prompt="x").deferrable is False
+    assert WanTaskSensor(task_id="c", dashscope_task_id="t").deferrable is False
+    assert WanTextToVideoOperator(task_id="d", prompt="x", deferrable=True).deferrable is True  # explicit wins
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    assert WanTaskSensor(task_id="e", dashscope_task_id="t").deferrable is True

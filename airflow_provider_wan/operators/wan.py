@@ -650,6 +650,16 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
             )
         return store
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        OpenLineage for the OpenLineage listener: the DashScope task as output, the soundtrack as input.
+
+        :param task_instance: the finished task instance.
+        """
+        from airflow_provider_wan.lineage import generation_lineage
+
+        return generation_lineage(self, task_instance)
+
     def on_kill(self) -> None:
         """Cancel the DashScope task when the worker-side wait is killed (best effort, PENDING only)."""
         if self._dashscope_task_id:

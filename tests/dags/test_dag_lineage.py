@@ -12,7 +12,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param
 
-from airflow_provider_wan.lineage import describe_operator_run, generation_lineage
+from airflow_provider_wan.lineage import describe_operator_run
 from airflow_provider_wan.operators.wan import WanTextToVideoOperator
 
 
@@ -23,7 +23,7 @@ def record_lineage(context: Any) -> None:
     plain = {**asdict(described), "inputs": [list(i) for i in described.inputs]} if described else None
     ti.xcom_push(key="lineage", value=plain)
     try:
-        lineage = generation_lineage(task, ti)
+        lineage = task.get_openlineage_facets_on_complete(ti)  # what the OpenLineage listener calls
     except ImportError:  # the openlineage provider is optional
         return
     from openlineage.client.serde import Serde
