@@ -72,14 +72,19 @@ def describe_generation(
     )
 
 
-def describe_operator_run(operator: Any, task_instance: Any) -> GenerationLineage | None:
+def describe_operator_run(
+    operator: Any, task_instance: Any, dashscope_task_id: str | None = None
+) -> GenerationLineage | None:
     """
     The lineage of the generation a ``WanTextToVideoOperator`` task instance submitted, or None before a submit.
 
     :param operator: the rendered operator (as the OpenLineage listener holds it in the worker).
-    :param task_instance: its task instance; the DashScope task id is its XCom ``task_id``.
+    :param task_instance: its task instance.
+    :param dashscope_task_id: the DashScope task id when the operator knows it; else the task instance's XCom
+        ``task_id`` is read (the listener's default forked process may not reach XCom: pass the id when known).
     """
-    dashscope_task_id = task_instance.xcom_pull(task_ids=task_instance.task_id, key="task_id")
+    if not dashscope_task_id:
+        dashscope_task_id = task_instance.xcom_pull(task_ids=task_instance.task_id, key="task_id")
     if not dashscope_task_id:
         return None
     try:
@@ -94,7 +99,7 @@ def describe_operator_run(operator: Any, task_instance: Any) -> GenerationLineag
     return describe_generation(str(dashscope_task_id), base_url, model, summary)
 
 
-def generation_lineage(operator: Any, task_instance: Any) -> OperatorLineage:
+def generation_lineage(operator: Any, task_instance: Any, dashscope_task_id: str | None = None) -> OperatorLineage:
     """
     The ``OperatorLineage`` of a generation: for ``WanTextToVideoOperator.get_openlineage_facets_on_complete``.
 
@@ -104,6 +109,7 @@ def generation_lineage(operator: Any, task_instance: Any) -> OperatorLineage:
 
     :param operator: the rendered operator.
     :param task_instance: its task instance.
+    :param dashscope_task_id: the DashScope task id when the operator knows it (else read from XCom ``task_id``).
     """
     from airflow.providers.common.compat.openlineage.facet import (
         DocumentationDatasetFacet,
@@ -113,7 +119,7 @@ def generation_lineage(operator: Any, task_instance: Any) -> OperatorLineage:
     )
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    described = describe_operator_run(operator, task_instance)
+    described = describe_operator_run(operator, task_instance, dashscope_task_id)
     if described is None:
         return OperatorLineage()
     return OperatorLineage(

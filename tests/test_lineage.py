@@ -13,11 +13,20 @@ import json
 
 import pytest
 
-from airflow_provider_wan.lineage import GenerationLineage, describe_generation
+from airflow_provider_wan.hooks.wan import WanHook
+from airflow_provider_wan.lineage import GenerationLineage, describe_generation, describe_operator_run
+from airflow_provider_wan.operators.wan import WanTextToVideoOperator
+from airflow_provider_wan.settings import WanConnectionSettings
 from tests.conftest import task_states, xcom
 
 SIGNED_AUDIO = "https://media.example.com/sound/track.wav?X-Amz-Credential=AKIA&X-Amz-Signature=abc123"
 HAS_OPENLINEAGE = importlib.util.find_spec("airflow.providers.openlineage") is not None
+
+
+def _settings(base_url: str) -> WanConnectionSettings:
+    return WanConnectionSettings.from_parts(
+        password="sk-x", host=base_url, port=None, schema=None, extra={}, source="test"
+    )
 
 
 def test_the_dashscope_task_is_the_dataset():
@@ -47,6 +56,22 @@ def test_the_soundtrack_is_an_input_without_its_signature():
 def test_an_oss_soundtrack_keeps_its_bucket_as_namespace():
     described = describe_generation("t", "https://x/api/v1", "wan2.6-t2v", {"audio_url": "oss://bucket/a/b.mp3"})
     assert described.inputs == (("oss://bucket", "a/b.mp3"),)
+
+
+def test_a_task_id_the_operator_knows_needs_no_xcom():
+    """The listener's default forked process may not reach XCom: the operator passes the id it holds."""
+
+    class NoXCom:
+        task_id = "generate"
+
+        def xcom_pull(self, **_: object) -> None:
+            raise AssertionError("XCom was read")
+
+    operator = WanTextToVideoOperator(task_id="generate", prompt="a red fox", size="1280*720", duration=5)
+    operator.hook = WanHook(settings=_settings("https://dashscope.aliyuncs.com/api/v1"))
+    described = describe_operator_run(operator, NoXCom(), dashscope_task_id="t-1")
+    assert described is not None
+    assert (described.namespace, described.name) == ("dashscope://dashscope.aliyuncs.com", "wan2.6-t2v/t-1")
 
 
 def test_the_lineage_of_a_real_run(simulator, run_dag):
