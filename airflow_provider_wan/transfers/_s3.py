@@ -304,10 +304,11 @@ class ManagedUpload:
         self.use_checksum = use_checksum
         self.checksum_refused = False
         self._failed_parts: list[int] = []
-        events = client.meta.events
-        events.register("before-parameter-build.s3.UploadPart", self._note_part, unique_id="wan-note-part")
-        events.register("after-call.s3.UploadPart", self._part_answered, unique_id="wan-part-answered")
-        events.register("after-call-error.s3.UploadPart", self._part_failed, unique_id="wan-part-failed")
+        # Which part failed is not in boto3's error; the client's events tell (one registration per upload).
+        events, me = client.meta.events, id(self)
+        events.register("before-parameter-build.s3.UploadPart", self._note_part, unique_id=f"wan-note-part-{me}")
+        events.register("after-call.s3.UploadPart", self._part_answered, unique_id=f"wan-part-answered-{me}")
+        events.register("after-call-error.s3.UploadPart", self._part_failed, unique_id=f"wan-part-failed-{me}")
 
     def set_part_size(self, part_size: int) -> None:
         """
