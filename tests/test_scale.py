@@ -132,6 +132,25 @@ async def test_many_waits_on_one_loop_use_the_task_list_instead_of_a_read_each(s
     assert counters["throttled"] == 0
 
 
+async def test_the_last_waits_of_a_batch_are_read_at_pace_once_sweeps_stop(simulator):
+    # 12 waits sweep; 9 end early, and the last 3 (below the sweep threshold) must not wait for the 2-minute floor.
+    os.environ["AIRFLOW_CONN_DASHSCOPE_TAIL"] = dashscope_conn(simulator.base_url)
+    simulator.configure(model_limits={"*": {"concurrency": 100, "submit_rps": 100}})
+    hook = WanHook("dashscope_tail")
+    early = [hook.submit({"prompt": f"a gull, take {i} [[sim: pending=0.1 running=1]]"}) for i in range(9)]
+    late = [hook.submit({"prompt": f"a heron, take {i} [[sim: pending=0.1 running=6]]"}) for i in range(3)]
+    ended: dict[str, float] = {}
+
+    async def one(task_id: str) -> None:
+        async for event in WanTaskTrigger(task_id, dashscope_conn_id="dashscope_tail", poll_interval=0.5).run():
+            assert event.payload["status"] == "success"
+            ended[task_id] = time.monotonic()
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(task_id) for task_id in early + late))
+    assert max(ended[t] for t in late) - started < 15  # the late ones end ~6.5 s in, not at a 120 s floor
+
+
 # --------------------------------------------------------------------------------------------- several processes
 
 

@@ -94,6 +94,7 @@ class TaskWatcher:
         self._runner: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._sweeps_ok = protocol.supports_list
+        self._sweep_mode = False  # whether reads by id are only the floor (sweeps in use)
         self._sweeping = False
         self._next_sweep = 0.0
         self._runs: deque[float] = deque(maxlen=LEARNED_RUNS)
@@ -170,6 +171,7 @@ class TaskWatcher:
     async def _run(self) -> None:
         while self._watches:
             now = time.monotonic()
+            self._follow_mode(now)
             if self._use_sweeps() and not self._sweeping and now >= self._next_sweep:
                 self._sweeping = True
                 self._spawn(self._sweep())
@@ -179,6 +181,14 @@ class TaskWatcher:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._sleep_for(time.monotonic()))
+
+    def _follow_mode(self, now: float) -> None:
+        """Leaving sweeps (the last few waits of a batch, or a list that cannot be used): read by id at pace again."""
+        sweeping = self._use_sweeps()
+        if self._sweep_mode and not sweeping:
+            for watch in self._all():
+                watch.due = min(watch.due, now + watch.poll_interval * random.uniform(0, 1))
+        self._sweep_mode = sweeping
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -251,6 +261,9 @@ class TaskWatcher:
             if task.task_status is not watch.status or task.task_status.is_terminal:
                 watch.status = task.task_status
                 watch.updates.put_nowait(task)
+            if task.task_status.is_terminal:
+                watch.due = math.inf  # delivered: nothing more to read until its wait unregisters
+                continue
             self._reschedule(watch, now)
 
     def _failed(self, watch: Watch, err: WanError) -> None:
@@ -263,6 +276,7 @@ class TaskWatcher:
         if not err.retryable:
             for same in self._watches.get(watch.task_id, []):
                 same.updates.put_nowait(err)
+                same.due = math.inf  # its wait ends with this error
             return
         watch.failures += 1
         watch.due = now + min(120.0, watch.poll_interval * 2 ** min(watch.failures, 6))
@@ -331,7 +345,8 @@ class TaskWatcher:
                     watch.status = status
                     watch.updates.put_nowait(WanTask(task_id=watch.task_id, task_status=status))
                 continue
-            if watch.registered < started and not watch.in_flight:
+            ended = watch.status is not None and watch.status.is_terminal
+            if watch.registered < started and not watch.in_flight and not ended:
                 watch.suspect, watch.due = True, now  # not queued, not generating: it has ended
 
     def _sweep_interval(self, pages: int) -> float:
