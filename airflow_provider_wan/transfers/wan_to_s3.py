@@ -19,7 +19,6 @@ from urllib.parse import quote, urlsplit
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from airflow_provider_wan import __version__
 from airflow_provider_wan._compat import AirflowFailException, AirflowNotFoundException
 from airflow_provider_wan._failures import airflow_error
 from airflow_provider_wan.exceptions import (
@@ -48,6 +47,14 @@ from airflow_provider_wan.transfers._lineage import (
     WanS3ObjectLink,
     describe_transfer,
     operator_lineage,
+)
+from airflow_provider_wan.transfers._manifest import (
+    META_TASK_ID,
+    VIDEO_CONTENT_TYPE,
+    ascii_value,
+    build_manifest,
+    first,
+    put_manifest,
 )
 from airflow_provider_wan.transfers._s3 import (
     MAX_PART_SIZE,
@@ -79,11 +86,7 @@ DEFAULT_CHUNK_SIZE = 8 * MIB
 #: Default ceiling on a video's size: 5 GiB (Wan videos are tens of MB; this only stops runaway bodies).
 DEFAULT_MAX_BYTES = 5 * 1024 * MIB
 DEFAULT_ASSET_ALIAS = "wan_videos"
-VIDEO_CONTENT_TYPE = "video/mp4"
-MANIFEST_CONTENT_TYPE = "application/json; charset=utf-8"
-MANIFEST_VERSION = 1
 #: User-metadata names (S3 sends them as ``x-amz-meta-<name>``).
-META_TASK_ID = "wan-task-id"
 META_SHA256 = TAG_SHA256
 META_SIZE = TAG_SIZE
 META_SOURCE = "wan-source"
@@ -96,11 +99,6 @@ META_SOURCE = "wan-source"
 S3_CHECKSUM_ALGORITHM = "SHA256"
 #: Characters kept as they are in an asset URI's key (asset URIs must be ASCII).
 _ASSET_SAFE = "/-_.~!*'()+,;=:@&$"
-
-
-def _ascii(value: Any) -> str:
-    """An S3 metadata value: printable ASCII (anything else percent-encoded)."""
-    return quote(str(value), safe=" !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
 def _now() -> str:
@@ -364,8 +362,8 @@ class WanVideoToS3Operator(BaseOperator):
         )
         manifest_uri = None
         if self.write_manifest:
-            manifest = self._manifest(
-                context, bucket, key, result.sha256, result.size, dashscope_task_id, generation, task
+            manifest = build_manifest(
+                context, self.task_id, bucket, key, result.sha256, result.size, dashscope_task_id, generation, task
             )
             manifest["transfer"] = {
                 "transferred_at": _now(),
@@ -376,7 +374,7 @@ class WanVideoToS3Operator(BaseOperator):
                 "version_id": result.version_id,
                 "source": source,
             }
-            manifest_uri = self._put_manifest(client, bucket, key, object_args, manifest, dashscope_task_id)
+            manifest_uri = put_manifest(client, bucket, key, object_args, manifest, dashscope_task_id, self.log)
         return self._finish(
             context, bucket, key, result.sha256, result.size, manifest_uri, dashscope_task_id, generation
         )
@@ -706,9 +704,11 @@ class WanVideoToS3Operator(BaseOperator):
             except Exception as err:
                 if error_code(err) not in NOT_FOUND:
                     raise s3_error(err, "HeadObject (manifest)", bucket, manifest_key) from err
-                manifest = self._manifest(context, bucket, key, sha256, size, dashscope_task_id, generation, None)
+                manifest = build_manifest(
+                    context, self.task_id, bucket, key, sha256, size, dashscope_task_id, generation, None
+                )
                 manifest["transfer"] = {"transferred_at": head.get("LastModified"), "source": record.get(META_SOURCE)}
-                manifest_uri = self._put_manifest(client, bucket, key, object_args, manifest, dashscope_task_id)
+                manifest_uri = put_manifest(client, bucket, key, object_args, manifest, dashscope_task_id, self.log)
         return self._finish(context, bucket, key, sha256, size, manifest_uri, dashscope_task_id, generation)
 
     # ------------------------------------------------------------------------------------------- metadata
@@ -724,95 +724,12 @@ class WanVideoToS3Operator(BaseOperator):
         values = {
             META_TASK_ID: dashscope_task_id,
             "wan-model": (generation or {}).get("model") or request.get("model"),
-            "wan-seed": _first((generation or {}).get("seed"), request.get("seed")),
+            "wan-seed": first((generation or {}).get("seed"), request.get("seed")),
             "wan-request-id": (generation or {}).get("request_id") or (task.request_id if task else None),
             META_SOURCE: source,
         }
         user = {k.lower(): str(v) for k, v in (self.extra_s3_args or {}).get("Metadata", {}).items()}
-        return {**user, **{k: _ascii(v) for k, v in values.items() if v is not None and v != ""}}
-
-    def _manifest(
-        self,
-        context: Context,
-        bucket: str,
-        key: str,
-        sha256: str,
-        size: int,
-        dashscope_task_id: str | None,
-        generation: dict[str, Any] | None,
-        task: WanTask | None,
-    ) -> dict[str, Any]:
-        gen = generation or {}
-        request = dict(gen.get("request") or {})
-        usage = task.usage.model_dump(exclude_none=True) if task and task.usage else gen.get("usage")
-        billed = task.usage.billed_seconds if task and task.usage else gen.get("billed_seconds")
-        orig_prompt = gen.get("orig_prompt") or (task.orig_prompt if task else None) or request.get("prompt")
-        if not request and orig_prompt:
-            request = {"prompt": orig_prompt}
-
-        def pick(name: str) -> Any:
-            return _first(gen.get(name), getattr(task, name, None) if task else None)
-
-        return {
-            "manifest_version": MANIFEST_VERSION,
-            "s3_uri": f"s3://{bucket}/{key}",
-            "bucket": bucket,
-            "key": key,
-            "content_type": VIDEO_CONTENT_TYPE,
-            "size_bytes": size,
-            "sha256": sha256,
-            "dashscope_task_id": dashscope_task_id,
-            "request_id": pick("request_id"),
-            "model": gen.get("model") or request.get("model"),
-            "request": request,
-            "orig_prompt": orig_prompt,
-            "actual_prompt": pick("actual_prompt"),
-            "size": gen.get("size") or (task.usage.output_size if task and task.usage else None),
-            "duration": gen.get("duration"),
-            "seed": _first(gen.get("seed"), request.get("seed")),
-            "billed_seconds": billed,
-            "usage": usage,
-            "timings": {
-                "submit_time": pick("submit_time"),
-                "scheduled_time": pick("scheduled_time"),
-                "end_time": pick("end_time"),
-            },
-            "airflow": _airflow_info(context, self.task_id),
-            "producer": f"airflow-provider-wan/{__version__}",
-        }
-
-    def _put_manifest(
-        self,
-        client: Any,
-        bucket: str,
-        key: str,
-        object_args: dict[str, Any],
-        manifest: dict[str, Any],
-        dashscope_task_id: str | None,
-    ) -> str:
-        import base64
-        import hashlib
-
-        manifest_key = f"{key}.json"
-        body = json.dumps(manifest, ensure_ascii=False, indent=2, default=str).encode("utf-8")
-        args = {k: v for k, v in object_args.items() if k in OBJECT_ARGS}
-        args["ContentType"] = MANIFEST_CONTENT_TYPE
-        meta = {**args.get("Metadata", {}), "wan-video-sha256": manifest["sha256"]}
-        if dashscope_task_id:
-            meta[META_TASK_ID] = _ascii(dashscope_task_id)
-        args["Metadata"] = meta
-        checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        try:
-            try:
-                client.put_object(Bucket=bucket, Key=manifest_key, Body=body, ChecksumSHA256=checksum, **args)
-            except Exception as err:
-                if error_code(err) not in ("InvalidArgument", "NotImplemented", "InvalidRequest"):
-                    raise
-                client.put_object(Bucket=bucket, Key=manifest_key, Body=body, **args)
-        except Exception as err:
-            raise s3_error(err, "PutObject (manifest)", bucket, manifest_key) from err
-        self.log.info("Wrote the manifest s3://%s/%s (%d bytes)", bucket, manifest_key, len(body))
-        return f"s3://{bucket}/{manifest_key}"
+        return {**user, **{k: ascii_value(v) for k, v in values.items() if v is not None and v != ""}}
 
     # ------------------------------------------------------------------------------------------- results
 
@@ -927,24 +844,6 @@ def _run_date(context: Context) -> str:
     if isinstance(run_after, datetime):
         return run_after.date().isoformat()
     return datetime.now(timezone.utc).date().isoformat()
-
-
-def _airflow_info(context: Context, task_id: str) -> dict[str, Any]:
-    dag = context.get("dag")
-    ti = context.get("ti")
-    return {
-        "dag_id": getattr(dag, "dag_id", None),
-        "run_id": context.get("run_id"),
-        "task_id": task_id,
-        "try_number": getattr(ti, "try_number", None),
-    }
-
-
-def _first(*values: Any) -> Any:
-    for value in values:
-        if value is not None:
-            return value
-    return None
 
 
 def _mask(secret: str) -> None:
