@@ -219,3 +219,31 @@ def test_refused_links_fail_without_retry_before_any_request(simulator, s3_clien
     assert s3_state(s3_client, bucket) == ([], [])
     assert "c2VjcmV0" not in text
     assert_no_secrets(text)
+
+
+# ------------------------------------------------------------------------------------------ the download fails
+
+
+def test_download_cut_mid_upload_aborts_and_the_retry_succeeds(simulator, s3_client, bucket, proxy, run):
+    task_id = finished_task(marker="truncate_video=1")  # the first download ends at half the announced length
+    _, state, n, text = run(task_id=task_id, bucket=bucket, aws_conn_id="aws_faulty")
+
+    assert (state, n) == ("success", 2)
+    assert "WanVideoDownloadError" in text
+    assert "AbortMultipartUpload" in proxy.operations()  # raised inside boto3's read: the upload was aborted
+    assert s3_state(s3_client, bucket) == ([f"videos/{task_id}.mp4", f"videos/{task_id}.mp4.json"], [])
+    assert_complete(s3_client, bucket, task_id)
+    assert_no_secrets(text)
+
+
+def test_error_page_instead_of_a_video_fails_without_retry_and_uploads_nothing(
+    simulator, s3_client, bucket, proxy, run
+):
+    task_id = finished_task(marker="video_html=true")
+    _, state, n, text = run(task_id=task_id, bucket=bucket, aws_conn_id="aws_faulty")
+
+    assert (state, n) == ("failed", 1)
+    assert "WanVideoContentError" in text
+    assert not any(op in proxy.operations() for op in ("PutObject", "CreateMultipartUpload", "UploadPart"))
+    assert s3_state(s3_client, bucket) == ([], [])
+    assert_no_secrets(text)
