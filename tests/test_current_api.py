@@ -644,8 +644,8 @@ def test_each_relay_flavour_end_to_end(relay, run_dag):
     assert WanHook().get_task(result["task_id"]).video_url  # the billed video is found, fetched fresh
 
 
-@pytest.mark.parametrize("relay", ["newapi", "openai"], indirect=True)
-def test_new_api_relays_wan27_failures_and_expiry(relay):
+@pytest.mark.parametrize("relay", ["newapi", "openai", "unified"], indirect=True)
+def test_relays_carry_wan27_failures_refusals_and_expiry(relay):
     sim, _ = relay
     hook = WanHook()
     task_id = hook.submit({"prompt": PROMPT, "model": "wan2.7-t2v", "aspect_ratio": "9:16", "resolution": "720P"})
@@ -664,3 +664,15 @@ def test_new_api_relays_wan27_failures_and_expiry(relay):
 def _unchecked(**fields: Any) -> WanVideoRequest:
     """A request the client would refuse, built without the checks, to see the relay refuse it."""
     return WanVideoRequest.build(prompt=PROMPT, skip_capabilities=True, **fields)
+
+
+@pytest.mark.parametrize("relay", ["newapi"], indirect=True)
+def test_an_unknown_relay_status_fails_the_dag_at_once_without_retries(relay, run_dag, capfd):
+    sim, _ = relay
+    weird = {"code": "success", "data": {"task_id": "t", "status": "MODERATING", "progress": "10%"}}
+    sim.add_fault("get", kind="body", body=weird)  # every poll: the wait must end, not run to the deadline
+    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT + " [[sim: pending=0.2 running=0.3]]"})
+    assert task_states(dag_run) == {"generate": "failed"}
+    logs = "".join(capfd.readouterr())
+    assert "WanUnexpectedStatusError" in logs and "MODERATING" in logs
+    assert sim.counters()["tasks_created"] == 1  # the retries configured on the DAG were not spent
