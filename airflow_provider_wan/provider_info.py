@@ -51,6 +51,7 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "airflow_provider_wan.links.WanTaskLink",
             "airflow_provider_wan.links.WanSensorTaskLink",
+            "airflow_provider_wan.transfers.wan_to_s3.WanS3ObjectLink",
         ],
         "connection-types": [
             {

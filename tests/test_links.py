@@ -84,7 +84,13 @@ def test_the_operator_and_the_sensor_declare_their_links():
     assert get_provider_info()["extra-links"] == [
         "airflow_provider_wan.links.WanTaskLink",
         "airflow_provider_wan.links.WanSensorTaskLink",
+        "airflow_provider_wan.transfers.wan_to_s3.WanS3ObjectLink",
     ]
+    import importlib
+
+    for path in get_provider_info()["extra-links"]:  # every registered link class can be imported
+        module, _, name = path.rpartition(".")
+        assert getattr(importlib.import_module(module), name)().name
 
 
 # ----------------------------------------------------------------------------------------------- in a DAG run

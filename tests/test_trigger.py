@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -121,11 +122,11 @@ async def test_a_task_that_finished_at_the_deadline_is_not_reported_as_timed_out
     assert event["status"] == "success"
 
 
-async def test_transient_errors_never_end_the_wait(simulator, capfd):
+async def test_transient_errors_never_end_the_wait(simulator, caplog):
     task_id = submit("[[sim: pending=0.3 running=0.3]]")
     simulator.configure(faults=())
-    simulator.add_fault("get", "error", status=429, code="Throttling.RateQuota", count=6)
-    simulator.add_fault("get", "error", status=500, code="InternalError", count=6)
+    simulator.add_fault("get", "error", status=429, code="Throttling.RateQuota", count=3, retry_after=0.1)
+    simulator.add_fault("get", "error", status=500, code="InternalError", count=3)
     simulator.add_fault("get", "drop", count=2)
     simulator.add_fault("get", "html", count=2)
     os.environ["AIRFLOW_CONN_DASHSCOPE_FLAKY"] = dashscope_conn(simulator.base_url, max_retries=1, retry_budget=5)
@@ -133,7 +134,8 @@ async def test_transient_errors_never_end_the_wait(simulator, capfd):
         WanTaskTrigger(task_id, dashscope_conn_id="dashscope_flaky", poll_interval=0.05, deadline=time.time() + 60)
     )
     assert event["status"] == "success"
-    assert "the waits go on with backoff" in "".join(capfd.readouterr())  # said once per burst, not per poll
+    warnings = [r.getMessage() for r in caplog.records if "the waits go on with backoff" in r.getMessage()]
+    assert len(warnings) == 1  # said once per burst of failures, not once per failed poll
 
 
 async def test_a_non_retryable_error_while_polling_ends_with_an_error_event(simulator):
@@ -251,15 +253,26 @@ async def test_200_triggers_never_block_the_loop_and_share_one_client(external_s
         )
         return event
 
-    # A triggerer has loaded its secrets backends and modules long before; warm this process up the same way.
+    # A triggerer has loaded its secrets backends and modules long before; warm this process up the same way
+    # (Airflow imports its supervisor module lazily, inside the loop, on a connection lookup).
+    import airflow.sdk.execution_time.supervisor  # noqa: F401
+
     await one(submit_many(1)[0])
     ids = submit_many(200)
+    # The test process holds all of Airflow and every test module: a full collection of that heap stalls any loop
+    # for ~200 ms. Freeze what is already loaded (as `gc.freeze()` in a forked server does), so the lag measured is
+    # this code's, allocations of the 200 waits included.
+    gc.collect()
+    gc.freeze()
     tick = asyncio.create_task(ticker())
     waits = []
     for start in range(0, len(ids), 20):  # the triggerer, too, starts the triggers it picks up in batches
         waits += [asyncio.create_task(one(t)) for t in ids[start : start + 20]]
         await asyncio.sleep(0)
-    events = await asyncio.gather(*waits)
+    try:
+        events = await asyncio.gather(*waits)
+    finally:
+        gc.unfreeze()
     done.set()
     await tick
     assert {e["status"] for e in events} == {"success"}

@@ -111,6 +111,11 @@ class RetryPolicy:
         return isinstance(error, (WanThrottledError, WanServerError)) and getattr(error, "code", None) is not None
 
 
+#: The rate grows only while the last USE_WINDOW seconds sent at least USE_SHARE of it.
+USE_WINDOW = 5.0
+USE_SHARE = 0.8
+
+
 class AsyncRateLimiter:
     """
     Paces one event loop's requests to an account at an adaptive rate, in FIFO order.
@@ -145,6 +150,7 @@ class AsyncRateLimiter:
         self.decrease = decrease
         self.throttles = 0
         self._sent: deque[float] = deque()
+        self._recent: deque[float] = deque()  # send times of the last USE_WINDOW seconds
         self._lock = asyncio.Lock()  # FIFO: one caller at a time computes and waits for its slot
         self._paused_until = 0.0
         self._saturated_at = -math.inf
@@ -168,13 +174,25 @@ class AsyncRateLimiter:
                     break
                 self._saturated_at = now
                 await asyncio.sleep(wait)
-            self._sent.append(time.monotonic())
+            sent = time.monotonic()
+            self._sent.append(sent)
+            self._recent.append(sent)
         return time.monotonic() - started
 
     def succeeded(self) -> None:
-        """An answer that was not throttled: grow the rate, if callers were waiting on it."""
+        """
+        An answer that was not throttled: grow the rate, if callers were waiting on it and it was really used.
+
+        A burst (a sweep of the task list) makes callers wait for a moment without using the rate; growing then
+        would let every process claim more than it uses, and bursts that coincide would overshoot the account.
+        So, as TCP does for an application-limited sender, the rate grows only while the last few seconds sent at
+        least :data:`USE_SHARE` of it.
+        """
         now = time.monotonic()
-        if self.rate <= 0 or now - self._saturated_at > 1.0:
+        while self._recent and now - self._recent[0] > USE_WINDOW:
+            self._recent.popleft()
+        using = len(self._recent) / USE_WINDOW >= USE_SHARE * self.rate
+        if self.rate <= 0 or now - self._saturated_at > 1.0 or not using:
             self._grown_at = now  # not limited by the rate: no evidence more would be welcome
             return
         self.rate = min(self.ceiling, self.rate + self.increase * (now - self._grown_at))

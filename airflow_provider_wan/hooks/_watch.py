@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import math
 import random
@@ -74,6 +76,7 @@ class Watch:
     suspect: bool = False  # a sweep did not find it active: it has probably ended
     failures: int = 0
     in_flight: bool = False
+    active: bool = True  # False once unregistered
 
 
 class TaskWatcher:
@@ -90,6 +93,11 @@ class TaskWatcher:
         self._send = send
         self.limiter = limiter
         self._watches: dict[str, list[Watch]] = {}
+        self._count = 0
+        self._in_flight = 0
+        # (due, tiebreak, watch): every due time ever set; stale entries (due changed, unregistered) are skipped.
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._tiebreak = itertools.count()
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
@@ -112,13 +120,14 @@ class TaskWatcher:
         """
         watch = Watch(task_id, max(0.1, poll_interval))
         self._watches.setdefault(task_id, []).append(watch)
+        self._count += 1
         now = time.monotonic()
         if self._use_sweeps():
             # The next sweep tells whether it is queued, generating or done; a read by id would cost a query each.
-            watch.due = now + SWEEP_FLOOR * random.uniform(0.9, 1.1)
+            self._set_due(watch, now + SWEEP_FLOOR * random.uniform(0.9, 1.1))
             self._next_sweep = min(self._next_sweep, now + SWEEP_MIN_INTERVAL)
         else:
-            watch.due = now + random.uniform(0, min(watch.poll_interval, 5.0) * 0.2)
+            self._set_due(watch, now + random.uniform(0, min(watch.poll_interval, 5.0) * 0.2))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.get_running_loop().create_task(self._run(), name="wan-task-watcher")
         self._wake.set()
@@ -133,6 +142,8 @@ class TaskWatcher:
         same = self._watches.get(watch.task_id, [])
         if watch in same:
             same.remove(watch)
+            self._count -= 1
+            watch.active = False
         if not same:
             self._watches.pop(watch.task_id, None)
         self._wake.set()
@@ -166,7 +177,21 @@ class TaskWatcher:
         return [watch for same in self._watches.values() for watch in same]
 
     def _use_sweeps(self) -> bool:
-        return self._sweeps_ok and len(self._watches) >= SWEEP_MIN
+        return self._sweeps_ok and self._count >= SWEEP_MIN
+
+    def _set_due(self, watch: Watch, due: float) -> None:
+        watch.due = due
+        if due != math.inf:
+            heapq.heappush(self._heap, (due, next(self._tiebreak), watch))
+
+    def _top(self) -> tuple[float, int, Watch] | None:
+        """The earliest live entry of the heap, dropping stale ones on the way."""
+        while self._heap:
+            due, _, watch = self._heap[0]
+            if watch.active and not watch.in_flight and due == watch.due:
+                return self._heap[0]
+            heapq.heappop(self._heap)
+        return None
 
     async def _run(self) -> None:
         while self._watches:
@@ -176,7 +201,6 @@ class TaskWatcher:
                 self._sweeping = True
                 self._spawn(self._sweep())
             for watch in self._due(now):
-                watch.in_flight = True
                 self._spawn(self._read(watch))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -187,7 +211,8 @@ class TaskWatcher:
         sweeping = self._use_sweeps()
         if self._sweep_mode and not sweeping:
             for watch in self._all():
-                watch.due = min(watch.due, now + watch.poll_interval * random.uniform(0, 1))
+                if watch.due != math.inf:
+                    self._set_due(watch, min(watch.due, now + watch.poll_interval * random.uniform(0, 1)))
         self._sweep_mode = sweeping
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -200,28 +225,33 @@ class TaskWatcher:
         self._wake.set()
 
     def _due(self, now: float) -> list[Watch]:
-        """The watches to read now, most telling first, within the in-flight bound."""
-        room = MAX_IN_FLIGHT - sum(1 for watch in self._all() if watch.in_flight)
-        if room <= 0:
-            return []
-        due = [watch for watch in self._all() if not watch.in_flight and watch.due <= now]
-        due.sort(key=lambda w: (not w.suspect, w.status is TaskStatus.PENDING, w.due))
-        return due[:room]
+        """The watches to read now, earliest due first (a suspect is due at once), within the in-flight bound."""
+        due: list[Watch] = []
+        while self._in_flight < MAX_IN_FLIGHT and (top := self._top()) is not None and top[0] <= now:
+            heapq.heappop(self._heap)
+            watch = top[2]
+            watch.in_flight = True  # at once: a second heap entry of the same watch is now stale
+            self._in_flight += 1
+            due.append(watch)
+        return due
 
     def _sleep_for(self, now: float) -> float:
-        waiting = [watch.due for watch in self._all() if not watch.in_flight]
-        moments = [*waiting, *([self._next_sweep] if self._use_sweeps() and not self._sweeping else [])]
+        top = self._top()
+        moments = [
+            *([top[0]] if top else []),
+            *([self._next_sweep] if self._use_sweeps() and not self._sweeping else []),
+        ]
         return min(5.0, max(0.01, min(moments, default=now + 5.0) - now))
 
     def _reschedule(self, watch: Watch, now: float) -> None:
         if self._use_sweeps():  # sweeps find what ended; a read by id is only the floor
-            watch.due = now + max(SWEEP_FLOOR, 4 * watch.poll_interval) * random.uniform(0.9, 1.1)
+            self._set_due(watch, now + max(SWEEP_FLOOR, 4 * watch.poll_interval) * random.uniform(0.9, 1.1))
             return
         due = now + watch.poll_interval * random.uniform(0.9, 1.1)
         shortest = self._shortest_run()
         if watch.status is TaskStatus.RUNNING and watch.running_seen is not None and shortest is not None:
             due = max(due, watch.running_seen + shortest)  # it cannot be done before then
-        watch.due = due
+        self._set_due(watch, due)
 
     def _shortest_run(self) -> float | None:
         """Nine tenths of the shortest generation seen here (once a few were seen), or None."""
@@ -245,6 +275,9 @@ class TaskWatcher:
             self._observe(task)
         finally:
             watch.in_flight = False
+            self._in_flight -= 1
+            if watch.active and watch.due != math.inf:
+                self._set_due(watch, watch.due)  # back in the heap: it was popped when it went out
 
     def _observe(self, task: WanTask) -> None:
         now = time.monotonic()
@@ -271,7 +304,7 @@ class TaskWatcher:
         if isinstance(err, WanThrottledError):
             self.stats["throttled"] += 1
             self.limiter.throttled(err.retry_after)
-            watch.due = now + (err.retry_after or 1.0) + random.uniform(0, 1.0)
+            watch.due = now + (err.retry_after or 1.0) + random.uniform(0, 1.0)  # re-queued by _read's finally
             return
         if not err.retryable:
             for same in self._watches.get(watch.task_id, []):
@@ -279,7 +312,7 @@ class TaskWatcher:
                 same.due = math.inf  # its wait ends with this error
             return
         watch.failures += 1
-        watch.due = now + min(120.0, watch.poll_interval * 2 ** min(watch.failures, 6))
+        watch.due = now + min(120.0, watch.poll_interval * 2 ** min(watch.failures, 6))  # re-queued by _read's finally
         if now - self._last_warning > 30.0:  # one line per burst, not one per task
             self._last_warning = now
             log.warning(
@@ -347,7 +380,8 @@ class TaskWatcher:
                 continue
             ended = watch.status is not None and watch.status.is_terminal
             if watch.registered < started and not watch.in_flight and not ended:
-                watch.suspect, watch.due = True, now  # not queued, not generating: it has ended
+                watch.suspect = True  # not queued, not generating: it has ended
+                self._set_due(watch, now)
 
     def _sweep_interval(self, pages: int) -> float:
         wanted = min((watch.poll_interval for watch in self._all()), default=SWEEP_MAX_INTERVAL)
