@@ -235,3 +235,45 @@ def test_a_retry_never_fails_on_the_cancel_of_the_try_before_it(simulator, run_d
     assert counters["tasks_created"] == 2 and counters["tasks_canceled"] == 1 and billed(simulator) == 1
     assert "was canceled when that try was cleared; submitting anew" in logs
     assert_no_secrets(dag_run, logs)
+
+
+def _clear_and_run_again(dag_id: str, dag_run: Any, capfd: pytest.CaptureFixture[str]) -> str:
+    """
+    What a user's clear does: Airflow's ``clear_task_instances`` on the finished task instance, in the same DAG run
+    (its task state store kept), then the task instance runs again. ``dag.test()`` itself cannot: it deletes and
+    recreates the run, and the store with it.
+    """
+    from airflow.models.taskinstance import TaskInstance, clear_task_instances
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.session import create_session
+
+    from tests.conftest import load_dag
+
+    dag = load_dag(dag_id)
+    capfd.readouterr()
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=dag_run.run_id, task_id="generate").one()
+        clear_task_instances([ti], session)
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=dag_run.run_id, task_id="generate").one()
+        _run_task(ti=ti, task=dag.task_dict["generate"], run_triggerer=True)
+    out, err = capfd.readouterr()
+    return out + err
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="clears reconnect through task_state_store (Airflow 3.3)")
+def test_clearing_a_delivered_generation_returns_it_again_and_says_so(simulator, run_dag, capfd):
+    first, _ = run(run_dag, capfd, "wan_fault_deferrable")
+    logs = _clear_and_run_again("wan_fault_deferrable", first, capfd)
+    assert task_states(first) == {"generate": "success"}
+    assert simulator.counters()["tasks_created"] == 1  # nothing new generated or billed
+    assert "already generated its video" in logs and "regenerate=True" in logs  # and the user is told how to
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="clears reconnect through task_state_store (Airflow 3.3)")
+def test_regenerate_makes_a_clear_generate_a_new_video(simulator, run_dag, capfd):
+    first, _ = run(run_dag, capfd, "wan_fault_regenerate")
+    logs = _clear_and_run_again("wan_fault_regenerate", first, capfd)
+    assert task_states(first) == {"generate": "success"}
+    assert simulator.counters()["tasks_created"] == 2  # asked for: a new video, billed again
+    assert "regenerate=True, so a new video is generated" in logs

@@ -64,3 +64,6 @@ with DAG(
     "wan_fault_clear_race_sync", schedule=None, start_date=START, params=PARAMS, catchup=False
 ) as clear_race_sync_dag:
     generate(timeout=3.0, retries=1, cancel_on_kill=False, deferrable=False)
+
+with DAG("wan_fault_regenerate", schedule=None, start_date=START, params=PARAMS, catchup=False) as regenerate_dag:
+    generate(regenerate=True)
