@@ -234,11 +234,15 @@ def test_unknown_task_is_expired(simulator, hook):
         hook.wait_for_task("9b0c1c1e-0000-4000-8000-000000000000", poll_interval=0.1, timeout=5)
 
 
-def test_wait_for_task_times_out(simulator, hook):
-    task_id = hook.submit({"prompt": PROMPT + " [[sim: pending=30]]"})
-    with pytest.raises(WanTimeoutError, match="still PENDING") as err:
-        hook.wait_for_task(task_id, poll_interval=0.1, timeout=0.5)
-    assert err.value.task_id == task_id
+def test_wait_for_task_times_out_on_generation_and_on_the_queue_separately(simulator, hook):
+    running = hook.submit({"prompt": PROMPT + " [[sim: pending=0 running=30]]"})
+    with pytest.raises(WanTimeoutError, match=r"still RUNNING 0\.5 s after it started generating") as err:
+        hook.wait_for_task(running, poll_interval=0.1, timeout=0.5)
+    assert err.value.task_id == running and err.value.reason == "timeout" and err.value.retryable
+    queued = hook.submit({"prompt": PROMPT + " [[sim: pending=30]]"})
+    with pytest.raises(WanTimeoutError, match=r"waited 0\.5 s in DashScope's queue") as err:
+        hook.wait_for_task(queued, poll_interval=0.1, timeout=0.2, queue_timeout=0.5)  # queue time is not `timeout`
+    assert err.value.reason == "queue_timeout" and not err.value.retryable
 
 
 def test_list_tasks(simulator, hook):

@@ -20,7 +20,8 @@ with DAG(
     schedule=None,
     start_date=START,
     catchup=False,
-    params={"marker": Param("[[sim: pending=0.1 running=0.6]]", type="string")},
+    # 3 s of generation: longer than a submit takes even on a slow machine, so the two slots really fill.
+    params={"marker": Param("[[sim: pending=0.1 running=3]]", type="string")},
 ) as scale_queue_dag:
     # wan2.2-t2v-plus: 2 tasks processing at once and 2 submissions per second per account.
     submit = WanTextToVideoOperator.partial(
