@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 SWEEP_MIN = 10
 #: Rows per list page.
 SWEEP_PAGE_SIZE = 100
-#: With sweeps working, each task is still read by id at least this often (seconds).
-SWEEP_FLOOR = 120.0
+#: With sweeps working, each task is still read by id at least this often (seconds), as a safety net.
+SWEEP_FLOOR = 300.0
+#: With sweeps working, safety-net reads in flight at once: reads of tasks that ended and sweep pages go first.
+FLOOR_IN_FLIGHT = 2
 #: Fastest and slowest sweep cadence (seconds); within them, the shortest ``poll_interval`` of the waits.
 SWEEP_MIN_INTERVAL = 2.0
 SWEEP_MAX_INTERVAL = 5.0
@@ -76,6 +78,7 @@ class Watch:
     suspect: bool = False  # a sweep did not find it active: it has probably ended
     failures: int = 0
     in_flight: bool = False
+    floor: bool = False  # the read in flight is a safety-net read
     active: bool = True  # False once unregistered
 
 
@@ -95,6 +98,7 @@ class TaskWatcher:
         self._watches: dict[str, list[Watch]] = {}
         self._count = 0
         self._in_flight = 0
+        self._floor_in_flight = 0
         # (due, tiebreak, watch): every due time ever set; stale entries (due changed, unregistered) are skipped.
         self._heap: list[tuple[float, int, Watch]] = []
         self._tiebreak = itertools.count()
@@ -228,10 +232,15 @@ class TaskWatcher:
         """The watches to read now, earliest due first (a suspect is due at once), within the in-flight bound."""
         due: list[Watch] = []
         while self._in_flight < MAX_IN_FLIGHT and (top := self._top()) is not None and top[0] <= now:
-            heapq.heappop(self._heap)
             watch = top[2]
+            floor = self._sweep_mode and not watch.suspect
+            if floor and self._floor_in_flight >= FLOOR_IN_FLIGHT:
+                break  # the safety net waits; what a sweep flagged and the sweeps themselves go first
+            heapq.heappop(self._heap)
             watch.in_flight = True  # at once: a second heap entry of the same watch is now stale
+            watch.floor = floor
             self._in_flight += 1
+            self._floor_in_flight += floor
             due.append(watch)
         return due
 
@@ -276,6 +285,8 @@ class TaskWatcher:
         finally:
             watch.in_flight = False
             self._in_flight -= 1
+            self._floor_in_flight -= watch.floor
+            watch.floor = False
             if watch.active and watch.due != math.inf:
                 self._set_due(watch, watch.due)  # back in the heap: it was popped when it went out
 
@@ -381,7 +392,7 @@ class TaskWatcher:
             ended = watch.status is not None and watch.status.is_terminal
             if watch.registered < started and not watch.in_flight and not ended:
                 watch.suspect = True  # not queued, not generating: it has ended
-                self._set_due(watch, now)
+                self._set_due(watch, 0.0)  # before every other due read, overdue safety-net reads included
 
     def _sweep_interval(self, pages: int) -> float:
         wanted = min((watch.poll_interval for watch in self._all()), default=SWEEP_MAX_INTERVAL)
