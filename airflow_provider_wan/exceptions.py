@@ -23,6 +23,7 @@ Catch the class that matches what you want to handle::
     │   └── WanVideoExpiredError              the signed video link answered 403: it expired after 24 h
     ├── WanTaskCanceledError                  the task was canceled
     ├── WanTimeoutError             retryable the wait ran past its deadline (the task may still finish)
+    ├── WanBudgetExceededError                a spend cap (max_cost, daily_budget) refused a submit before its POST
     └── WanTransferError                      the video could not be saved to S3 (WanVideoToS3Operator)
         ├── WanVideoNotReadyError   retryable the task has not SUCCEEDED yet (PENDING, RUNNING)
         ├── WanVideoUnavailableError          the task ended without a video (FAILED, CANCELED) or the link 404s
@@ -239,6 +240,15 @@ def _rebuild_timeout(message: str, task_id: str | None, reason: str | None = Non
     return WanTimeoutError(message, task_id=task_id, reason=reason)
 
 
+class WanBudgetExceededError(WanError):
+    """
+    A spend cap refused a submit before its POST: the request's estimate is over ``max_cost``, it would take the
+    account over the connection's ``daily_budget``, or a cap is set but no price is known to enforce it.
+
+    Not retryable: the same request is refused the same way (a new day or a higher cap is needed).
+    """
+
+
 #: DashScope error code -> exception class (reference section 5.2 and dashscope-wan-current.md). Prefix rules below
 #: cover families; ``Throttling.AllocationQuota`` depends on its message (see :func:`error_class_for`).
 ERROR_CODES: dict[str, type[WanAPIError]] = {
@@ -325,6 +335,8 @@ ADVICE: dict[type[WanError], str] = {
     WanTaskExpiredError: "the video is gone after 24 hours; generate it again",
     WanTaskCanceledError: "the task was canceled; submit it again if the video is still needed",
     WanTimeoutError: "raise `timeout`, or keep waiting with WanTaskSensor on the same task id",
+    WanBudgetExceededError: "raise the cap (max_cost on the operator, daily_budget on the connection), ask for a "
+    "smaller or shorter video, or wait for the next day (UTC+8); retrying the same request is refused the same way",
     WanAmbiguousSubmitError: "adopt the task that was created (adopt_task_id=... on the operator, or a WanTaskSensor "
     "on its id) or, once you are sure none was, clear the task to submit again; an automatic retry could pay twice",
 }

@@ -5,13 +5,14 @@ Pure functions from task views to JSON-ready dicts; the routes in app.py only se
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from airflow_provider_wan.models import SIZE_TO_TIER
+from airflow_provider_wan.models import SIZE_TIERS, SIZE_TO_TIER
 
 if TYPE_CHECKING:
     from airflow_provider_wan.simulator.state import TaskView
@@ -165,7 +166,7 @@ def usage(view: TaskView) -> dict[str, Any]:
     task = view.task
     if task.usage_shape == "legacy":
         return {"video_count": 1, "video_duration": task.duration, "video_ratio": task.size}
-    tier = SIZE_TO_TIER.get(task.size, "1080P")
+    tier = tier_of(task.size)
     return {
         "duration": task.duration,
         "size": task.size,
@@ -174,6 +175,21 @@ def usage(view: TaskView) -> dict[str, Any]:
         "video_count": 1,
         "SR": int(tier.rstrip("P")),
     }
+
+
+def tier_of(size: str) -> str:
+    """
+    The resolution tier DashScope bills a ``W*H`` size at (``SR``): its tier in the size table, else the tier whose
+    sizes have the nearest pixel count (an allowed unknown model's ``640*360`` is 480P, not 1080P).
+
+    :param size: the ``W*H`` size.
+    """
+    if size in SIZE_TO_TIER:
+        return SIZE_TO_TIER[size]
+    width, _, height = size.partition("*")
+    pixels = int(width) * int(height) if width.isdigit() and height.isdigit() else 0
+    reference = {tier: math.prod(int(side) for side in sizes["16:9"].split("*")) for tier, sizes in SIZE_TIERS.items()}
+    return min(reference, key=lambda tier: abs(math.log(max(pixels, 1) / reference[tier])))
 
 
 def native_output(view: TaskView, video_url: str | None, utc_offset_hours: float) -> dict[str, Any]:
