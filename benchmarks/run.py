@@ -28,7 +28,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-BENCHMARKS = ("transfer", "polling", "micro")
+BENCHMARKS = ("transfer", "scale", "mapped", "polling", "micro")
 
 # Airflow reads its configuration on import: never touch the user's ~/airflow.
 if "AIRFLOW_HOME" not in os.environ:
@@ -160,6 +160,38 @@ def polling_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def scale_table(results: dict[str, Any]) -> str:
+    """The account-scale benchmark's medians, one row per configuration."""
+    rows = [
+        "| configuration | succeeded | queries | answered 429 | delay median / p90 (s) | loop lag p99 (ms) "
+        "| CPU ms per wait | CPU % of a core |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    names = {"oursx1": "ours, 1 triggerer", "oursx3": "ours, 3 triggerers", "sdkx1": "official SDK, 1 process"}
+    for name, m in results["medians"].items():
+        rows.append(
+            f"| {names.get(name, name)} | {m['succeeded']:.0f} / {m['tasks']:.0f} | {m['queries']:.0f} "
+            f"| {m['throttled_pct']:.2f} % | {_f(m['delay_median_s'])} / {_f(m['delay_p90_s'])} "
+            f"| {_f(m['loop_lag_p99_ms'])} | {_f(m['cpu_ms_per_wait'])} | {_f(m['cpu_pct_of_core'], 2)} |"
+        )
+    return "\n".join(rows)
+
+
+def mapped_table(results: dict[str, Any]) -> str:
+    """The bulk benchmark's runs."""
+    rows = [
+        "| run | wall (s) | ideal (s) | ratio | tasks created | canceled | peak processing | submit 429s | retried |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for index, run in enumerate(results["runs"], 1):
+        rows.append(
+            f"| {index} | {run['seconds']:.0f} | {run['ideal_s']:.0f} | {run['ratio_to_ideal']:.2f} "
+            f"| {run['tasks_created']} | {run['tasks_canceled']} | {run['peak_processing']} | {run['submit_429s']} "
+            f"| {run['tries_beyond_first']} |"
+        )
+    return "\n".join(rows)
+
+
 def micro_table(results: dict[str, Any]) -> str:
     return "\n".join(
         [
@@ -186,16 +218,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [name for name in BENCHMARKS if not args.only or name in args.only]
 
+    import mapped
     import micro
     import polling
+    import scale
     import transfer
 
     runners: dict[str, Callable[..., dict[str, Any]]] = {
         "transfer": transfer.run,
+        "scale": scale.run,
+        "mapped": mapped.run,
         "polling": polling.run,
         "micro": micro.run,
     }
-    tables = {"transfer": transfer_table, "polling": polling_table, "micro": micro_table}
+    tables = {
+        "transfer": transfer_table,
+        "scale": scale_table,
+        "mapped": mapped_table,
+        "polling": polling_table,
+        "micro": micro_table,
+    }
     started = time.monotonic()
     report: dict[str, Any] = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -86,7 +86,8 @@ def run_once(sim: Simulator, mode: str, processes: int, tasks: int, timeout: flo
         "loop_lag_p99_ms": max(result["loop_lag_p99_ms"] for result in results),
         "loop_lag_max_ms": max(result["loop_lag_max_ms"] for result in results),
         "cpu_s": cpu,
-        "cpu_ms_per_query": 1000.0 * cpu / max(1, sum(result["requests_sent"] for result in results)),
+        "cpu_ms_per_query": 1000.0 * cpu / max(1, queries),  # queries as the server counted them (any client)
+        "cpu_ms_per_wait": 1000.0 * cpu / tasks,
         "cpu_pct_of_core": 100.0 * cpu / seconds / processes if seconds else 0.0,
     }
 
