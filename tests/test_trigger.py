@@ -280,3 +280,22 @@ async def test_200_triggers_never_block_the_loop_and_share_one_client(external_s
     print(f"200 triggers: {len(lags)} ticks, max lag {max(lags) * 1000:.1f} ms")
     assert clients <= {0, 1}  # one shared AsyncClient for 200 waits on one connection
     assert free_port()
+
+
+async def test_waits_starting_together_read_their_connection_once(simulator, monkeypatch):
+    import airflow_provider_wan.hooks.wan as wan_module
+
+    real, calls = wan_module._aget_connection, []
+
+    async def counting(conn_id: str) -> Any:  # the real lookup, counted
+        calls.append(conn_id)
+        return await real(conn_id)
+
+    monkeypatch.setattr(wan_module, "_aget_connection", counting)
+    settings = await asyncio.gather(*(WanHook().aget_settings() for _ in range(50)))
+    assert calls == ["dashscope_default"]  # one read of the secrets backend, not fifty
+    assert len({s.base_url for s in settings}) == 1 and TEST_API_KEY not in repr(settings[0])
+    cache = wan_module._SETTINGS[asyncio.get_running_loop()]
+    cache["dashscope_default"] = (0.0, cache["dashscope_default"][1])  # its SETTINGS_TTL has passed
+    await WanHook().aget_settings()
+    assert len(calls) == 2  # after the TTL the connection is read again (a rotated key is picked up)

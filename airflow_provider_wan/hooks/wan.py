@@ -11,7 +11,8 @@ import json
 import os
 import platform
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import Any, TypeVar
@@ -188,15 +189,25 @@ class WanHook(BaseHook):
         return self._settings
 
     async def aget_settings(self) -> WanConnectionSettings:
-        """Async twin of :meth:`get_settings`: reads the connection without blocking the event loop."""
+        """
+        Async twin of :meth:`get_settings`: reads the connection without blocking the event loop.
+
+        Every wait of a connection in one triggerer would otherwise read it separately: 1,000 waits, 1,000 reads of
+        the secrets backend, each masking the key again. So a connection is resolved once per event loop, the
+        lookups of waits starting together share it, and it is kept for :data:`SETTINGS_TTL` seconds (a rotated
+        key is picked up after that).
+        """
         if self._settings is None:
-            try:
-                settings = _conn_settings(await _aget_connection(self.dashscope_conn_id))
-            except AirflowNotFoundException:
-                settings = self._fallback_settings()
-                await _amask(settings.api_key)
-            self._settings = settings
+            self._settings = await _shared_settings(self.dashscope_conn_id, self._aresolve_settings)
         return self._settings
+
+    async def _aresolve_settings(self) -> WanConnectionSettings:
+        try:
+            return _conn_settings(await _aget_connection(self.dashscope_conn_id))
+        except AirflowNotFoundException:
+            settings = self._fallback_settings()
+            await _amask(settings.api_key)
+            return settings
 
     def _fallback_settings(self) -> WanConnectionSettings:
         settings = _env_settings(self.dashscope_conn_id)
@@ -577,6 +588,27 @@ class Watching:
         :raises WanError: a non-retryable error reading the task.
         """
         return await self.watcher.next(self.watch, timeout)
+
+
+#: Seconds a connection resolved on an event loop is reused by the waits on that loop.
+SETTINGS_TTL = 60.0
+_SETTINGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Future[Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _shared_settings(
+    conn_id: str, resolve: Callable[[], Awaitable[WanConnectionSettings]]
+) -> WanConnectionSettings:
+    """Resolve ``conn_id`` once per loop and :data:`SETTINGS_TTL`; concurrent callers await the same lookup."""
+    cache = _SETTINGS.setdefault(asyncio.get_running_loop(), {})
+    now = time.monotonic()
+    entry = cache.get(conn_id)
+    failed = entry is not None and entry[1].done() and (entry[1].cancelled() or entry[1].exception() is not None)
+    if entry is None or entry[0] < now or failed:  # a failed lookup is retried by the next wait, not cached
+        future: asyncio.Future[Any] = asyncio.ensure_future(resolve())
+        cache[conn_id] = entry = (now + SETTINGS_TTL, future)
+    return await asyncio.shield(entry[1])
 
 
 def _ambiguous(
