@@ -92,7 +92,13 @@ def run_once(sim: Simulator, mode: str, processes: int, tasks: int, timeout: flo
     }
 
 
-def run(quick: bool, log: Any = print, time_scale: float | None = None, repeats: int | None = None) -> dict[str, Any]:
+def run(
+    quick: bool,
+    log: Any = print,
+    time_scale: float | None = None,
+    repeats: int | None = None,
+    configs: list[tuple[str, int]] | None = None,
+) -> dict[str, Any]:
     """
     The account-scale benchmark: ``repeats`` runs per configuration, interleaved; medians of each metric.
 
@@ -102,7 +108,7 @@ def run(quick: bool, log: Any = print, time_scale: float | None = None, repeats:
     tasks = 1000
     time_scale = time_scale if time_scale is not None else (0.5 if quick else 1.0)
     repeats = repeats if repeats is not None else (1 if quick else 3)
-    configs = [("ours", 1), ("ours", 3), ("sdk", 1)]
+    configs = configs or [("ours", 1), ("ours", 3), ("sdk", 1)]
     params = {"tasks": tasks, "time_scale": time_scale, "run_time_s": "60-300 (x time_scale)", "repeats": repeats}
     log(f"scale: {params}")
     runs: dict[str, list[dict[str, Any]]] = {f"{mode}x{n}": [] for mode, n in configs}
@@ -141,8 +147,10 @@ if __name__ == "__main__":
     parser.add_argument("--time-scale", type=float)
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--configs", help="e.g. ours:1,ours:3,sdk:1 (default: all three)")
     args = parser.parse_args()
-    results = run(args.quick, time_scale=args.time_scale, repeats=args.repeats)
+    chosen = [(m, int(n)) for m, n in (c.split(":") for c in args.configs.split(","))] if args.configs else None
+    results = run(args.quick, time_scale=args.time_scale, repeats=args.repeats, configs=chosen)
     if args.out:
         with open(args.out, "w") as out:
             json.dump(results, out, indent=2)
