@@ -152,7 +152,7 @@ class WanWaitMixin:
             None if deadline is None else timedelta(seconds=max(0.0, deadline - time.time()) + DEFER_TIMEOUT_BUFFER)
         )
         timeout, queue_timeout = self._limits()
-        self.log.info("Deferring: the triggerer now waits for task %s", dashscope_task_id)
+        self.log.info("Deferring: the triggerer now polls task %s every %g s", dashscope_task_id, self.poll_interval)
         self.defer(  # type: ignore[attr-defined]
             trigger=WanTaskTrigger(
                 dashscope_task_id=dashscope_task_id,
