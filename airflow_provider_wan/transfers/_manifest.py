@@ -91,6 +91,8 @@ def build_manifest(
         "seed": first(gen.get("seed"), request.get("seed")),
         "billed_seconds": billed,
         "usage": usage,
+        "estimated_cost": gen.get("estimated_cost"),
+        "billed_cost": gen.get("billed_cost"),
         "timings": {
             "submit_time": pick("submit_time"),
             "scheduled_time": pick("scheduled_time"),
