@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_wan.exceptions import WanConfigurationError
 from airflow_provider_wan.models import DeclaredModels, declare_models
+from airflow_provider_wan.pricing import NO_OVERRIDES, Money, PriceOverrides, parse_money, parse_prices
 from airflow_provider_wan.protocol import PROTOCOLS, get_protocol
 
 #: Region name -> Alibaba Cloud region id. Every region of the connection's ``region`` extra.
@@ -124,6 +125,22 @@ CONNECTION_EXTRAS: dict[str, tuple[str, dict[str, Any], str]] = {
         {"type": ["object", "string", "null"]},
         'For raised quotas: {"wan2.6-t2v": {"concurrency": 20, "submit_rps": 10}}; "*" applies to every model.',
     ),
+    "daily_budget": (
+        "Daily budget",
+        {"type": ["number", "object", "string", "null"]},
+        'Refuse a submit that would take the account past this per day (UTC+8): 20, or {"amount": 20, "currency": '
+        '"USD"}. Counted from DashScope\'s task list (every client of the account), not a local counter.',
+    ),
+    "prices": (
+        "Contract prices",
+        {"type": ["object", "string", "null"]},
+        'Prices per second for exact estimates: {"discount": 0.9, "wan2.6-t2v": {"720P": 0.08, "free_seconds": 50}}.',
+    ),
+    "price_region": (
+        "Price region",
+        {"type": ["string", "null"], "enum": [*REGION_IDS, None]},
+        "Whose list prices apply when the Base URL names no Alibaba region (a gateway, the simulator).",
+    ),
     "download_hosts": (
         "Allowed video hosts",
         {"type": ["array", "null"], "items": {"type": "string"}},
@@ -209,6 +226,10 @@ class WanConnectionSettings:
     :param model_limits: per-model overrides of the account limits (``concurrency``, ``submit_rps``); ``*``
         applies to every model.
     :param download_hosts: host patterns the transfer may download from.
+    :param daily_budget: the most the account may commit per day (UTC+8), or None for no cap.
+    :param prices: the connection's contract prices, discounts and free quota (``prices`` extra).
+    :param price_region: whose list prices apply (the ``price_region`` extra), when not the region's own.
+    :param budget_refresh: seconds a committed-today total read from DashScope is reused by one process.
     :param source: where the settings came from (``connection <id>`` or ``environment``).
     """
 
@@ -227,21 +248,31 @@ class WanConnectionSettings:
     query_qps: float = 20.0
     model_limits: dict[str, dict[str, float]] = field(default_factory=dict, compare=False, hash=False)
     download_hosts: tuple[str, ...] = DEFAULT_DOWNLOAD_HOSTS
+    daily_budget: Money | None = None
+    prices: PriceOverrides = field(default=NO_OVERRIDES, compare=False, hash=False)
+    price_region: str | None = None
+    budget_refresh: float = 10.0
     source: str = "connection"
+
+    @property
+    def pricing_region(self) -> str | None:
+        """The region whose prices apply: ``price_region``, else the connection's region (None: unknown)."""
+        return self.price_region or self.region
 
     def limits_for(self, model: str) -> tuple[float, int]:
         """
         The account limits that apply to ``model``: (submissions per second, tasks processing at once).
 
-        The connection's ``model_limits`` win over the capability table; an unknown model gets 5 and 5.
+        The connection's ``model_limits`` win over its declared models (``models``), which win over the capability
+        table; an unknown model gets 5 and 5.
 
         :param model: the model name.
         """
         from airflow_provider_wan.models import get_capability
 
-        cap = get_capability(model)
+        cap = get_capability(model, self.models)
         rps, concurrency = (cap.submit_rps, cap.concurrency) if cap else (5.0, 5)
-        name = cap.name if cap else model.strip().lower()
+        name = (cap.name if cap else model.strip()).lower()
         for key in ("*", name):
             override = self.model_limits.get(key) or {}
             rps = float(override.get("submit_rps", rps))
@@ -332,8 +363,27 @@ class WanConnectionSettings:
             query_qps=_number(extra, "query_qps", float, source),
             model_limits=_model_limits(extra.get("model_limits"), source),
             download_hosts=(*DEFAULT_DOWNLOAD_HOSTS, *hosts),
+            daily_budget=_budget(extra.get("daily_budget"), source),
+            prices=parse_prices(extra.get("prices"), source),
+            price_region=resolve_region(extra["price_region"]) if extra.get("price_region") else None,
+            budget_refresh=_number(_refresh(extra), "budget_refresh", float, source),
             source=source,
         )
+
+
+def _refresh(extra: dict[str, Any]) -> dict[str, Any]:
+    """The ``budget_refresh`` extra (read from the JSON only, not a form input), 10 s unless set."""
+    return {"budget_refresh": extra.get("budget_refresh") or 10}
+
+
+def _budget(value: Any, source: str) -> Money | None:
+    """Read the ``daily_budget`` extra: a number in the prices' currency, or ``{"amount", "currency"}``."""
+    if value in (None, ""):
+        return None
+    try:
+        return parse_money(value, "daily_budget")
+    except ValueError as err:
+        raise WanConfigurationError(f"{err} (in {source})") from None
 
 
 def _model_limits(value: Any, source: str) -> dict[str, dict[str, float]]:

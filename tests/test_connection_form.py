@@ -33,6 +33,9 @@ CORE_EXTRAS = {
     "max_retries",
     "retry_budget",
     "poll_qps",
+    "daily_budget",
+    "prices",
+    "price_region",
     "download_hosts",
 }
 

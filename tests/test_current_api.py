@@ -181,6 +181,16 @@ def test_a_connection_declares_a_model_the_release_does_not_know():
         hook.prepare_request({"prompt": PROMPT, "model": "wan2.8-t2v", "duration": 21})
 
 
+def test_a_declared_models_account_limits_apply_unless_model_limits_raise_them():
+    settings = settings_for(
+        region="singapore",
+        models={"Wan2.8-T2V": {"like": "wan2.7-t2v", "submit_rps": 3, "concurrency": 8}},
+        model_limits={"wan2.8-t2v": {"concurrency": 20}},
+    )
+    assert settings.limits_for("WAN2.8-t2v") == (3.0, 20)
+    assert settings_for(region="singapore").limits_for("wan2.7-t2v") == (5.0, 5)
+
+
 def test_a_declared_size_shape_model_gets_a_pixel_size():
     settings = settings_for(base_url="http://127.0.0.1:9/api/v1", models='{"wan2.6-t2v-plus": {"shape": "size"}}')
     prepared = WanHook(settings=settings).prepare_request({"prompt": PROMPT, "model": "wan2.6-t2v-plus"})

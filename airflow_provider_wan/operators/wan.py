@@ -35,6 +35,13 @@ from airflow_provider_wan.exceptions import (
 from airflow_provider_wan.hooks.wan import WanHook
 from airflow_provider_wan.links import WanTaskLink
 from airflow_provider_wan.models import DEFAULT_MODEL, TaskStatus, WanTask, WanVideoRequest
+from airflow_provider_wan.operators._cost import (
+    ESTIMATE_KEY,
+    PRICED_FIELDS,
+    WanCostMixin,
+    check_max_cost_statically,
+    max_cost_limit,
+)
 from airflow_provider_wan.triggers.wan import WanTaskTrigger
 from airflow_provider_wan.waiting import QUEUE_TIMEOUT, WaitPolicy, wait_sync
 
@@ -240,7 +247,7 @@ class WanWaitMixin:
             )
 
 
-class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
+class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
     """
     Generate a video with a Wan text-to-video model and wait for it, deferring to the triggerer by default.
 
@@ -265,7 +272,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
 
     Templated: ``prompt``, ``negative_prompt``, ``model``, ``size``, ``resolution``, ``aspect_ratio``,
     ``duration``, ``seed``, ``audio_url``, ``shot_type``, ``extra_input``, ``extra_parameters``,
-    ``poll_interval``, ``adopt_task_id``; a ``prompt``
+    ``poll_interval``, ``adopt_task_id``, ``max_cost``; a ``prompt``
     ending in ``.txt``, ``.md`` or ``.j2`` is read from that file next to the DAG.
 
     :param prompt: what the video shows (1500 characters for wan2.5/2.6, 800 for older models).
@@ -301,6 +308,13 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         example a candidate named by an ambiguous-submit error; it is remembered for retries.
     :param regenerate: when a cleared try finds that this task instance already delivered its video, generate
         (and pay for) a new one instead of returning the stored result.
+    :param max_cost: the most this video may cost: a number in the price's currency, or ``{"amount": 1.5,
+        "currency": "USD"}`` (templated). The estimate (logged before the POST, XCom ``estimated_cost``) uses the
+        effective size and duration, model defaults included, and the connection's region and ``prices``; over
+        it, or with no known price, the task fails without retry and without any request. At DAG parse time (no
+        connection read) a static request is refused only when it is over ``max_cost`` at the lowest list price of
+        every region. The connection's ``daily_budget`` caps the account's day (UTC+8) the same way. The result
+        carries ``estimated_cost`` and, once the task succeeded, ``billed_cost`` (from DashScope's ``usage``).
     """
 
     template_fields: Sequence[str] = (
@@ -318,6 +332,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         "extra_parameters",
         "poll_interval",
         "adopt_task_id",
+        "max_cost",
     )
     template_ext: Sequence[str] = (".txt", ".md", ".j2")
     template_fields_renderers = {"prompt": "md", "extra_input": "json", "extra_parameters": "json"}
@@ -352,6 +367,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         cancel_on_kill: bool = True,
         adopt_task_id: str | None = None,
         regenerate: bool = False,
+        max_cost: float | str | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -382,6 +398,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self.adopt_task_id = adopt_task_id
         self.regenerate = regenerate
+        self.max_cost = max_cost
         self._dashscope_task_id: str | None = None
         self._check_at_parse_time()
 
@@ -402,11 +419,14 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         fields.setdefault("model", DEFAULT_MODEL)
         if "model" in templated:
             fields = {k: v for k, v in fields.items() if k in ("prompt", "seed", "duration", "audio_url", "model")}
-        WanVideoRequest.build(
+        request = WanVideoRequest.build(
             **fields,
             truncate_prompt=True if "prompt" in templated else self.truncate_prompt,
             skip_capabilities="model" in templated,
         )
+        if not is_templated(self.max_cost, ()):
+            priced = [name for name in templated if name in PRICED_FIELDS]
+            check_max_cost_statically(request, max_cost_limit(self.max_cost), priced)
 
     def build_request(self) -> WanVideoRequest:
         """The rendered, validated request (raises :class:`WanRequestValidationError` naming the parameter)."""
@@ -417,7 +437,8 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
 
     def _describe(self, request: WanVideoRequest) -> dict[str, Any]:
         summary = request.summary()
-        return {"model": request.model, "request": summary, "duration": summary["duration"], "seed": request.seed}
+        described = {"model": request.model, "request": summary, "duration": summary["duration"], "seed": request.seed}
+        return {**described, ESTIMATE_KEY: self._estimate(request).to_dict()}
 
     # ----------------------------------------------------------------------------------------- execute
 
@@ -429,6 +450,7 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         except WanRequestValidationError as err:
             raise airflow_error(err, "Wan video request") from None
         try:
+            context["ti"].xcom_push(key=ESTIMATE_KEY, value=self._estimate(request).to_dict())
             task_id, known = self._reconnect_or_submit(context, request)
             if known is not None and known.task_status.is_terminal:
                 return self._deliver(context, request, known)
@@ -468,16 +490,19 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
                     return self._wait(context, request, self._submit(context, request))
                 except WanError as err:
                     raise airflow_error(err, "Wan video generation") from None
+        if isinstance(event, dict) and event.get("task_id"):
+            self._dashscope_task_id = str(event["task_id"])  # a fresh operator after deferral: lineage needs it
         result = self._complete(event, "Wan video generation", context)
         self._mark_delivered(context)
-        described = self._describe(request) if request is not None else {"model": self.model}
-        return {**described, **result}
+        if request is None:
+            return {"model": self.model, **result}
+        return self._with_billed(request, {**self._describe(request), **result})
 
     def _deliver(self, context: Context, request: WanVideoRequest, task: WanTask) -> dict[str, Any]:
         """The result of a finished task (raising for a failed one), recorded as delivered for later clears."""
         result = {**self._describe(request), **self._finish(task, "Wan video generation")}
         self._mark_delivered(context)
-        return result
+        return self._with_billed(request, result)
 
     def _limits(self) -> tuple[float | None, float | None]:
         return self.timeout, self.queue_timeout
@@ -562,7 +587,9 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         return task_id, task
 
     def _submit(self, context: Context, request: WanVideoRequest) -> str:
+        guard, cost = self._check_daily_budget(self._check_max_cost(request))
         submitted = self.hook.submit_task(request)
+        guard.record(submitted.task_id, cost)
         self._record(context, request, submitted.task_id)
         self._remember(context, submitted.task_id)
         self.log.info(
@@ -658,7 +685,8 @@ class WanTextToVideoOperator(WanWaitMixin, BaseOperator):
         """
         from airflow_provider_wan.lineage import generation_lineage
 
-        return generation_lineage(self, task_instance)
+        # The listener may run in a forked process where reading XCom hangs: pass the id this operator holds.
+        return generation_lineage(self, task_instance, dashscope_task_id=self._dashscope_task_id)
 
     def on_kill(self) -> None:
         """Cancel the DashScope task when the worker-side wait is killed (best effort, PENDING only)."""
