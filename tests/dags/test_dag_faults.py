@@ -56,14 +56,15 @@ with DAG(
         timeout=30,
     )
 
-# A try that reaches its deadline while the task is still queued keeps the task (no cancel); the retry reconnects.
+# A try that reaches its wall-clock deadline (execution_timeout; `timeout` counts generation only) while the task is
+# still queued keeps the task (a retry will reconnect); the retry reconnects.
 with DAG("wan_fault_clear_race", schedule=None, start_date=START, params=PARAMS, catchup=False) as clear_race_dag:
-    generate(timeout=3.0, retries=1, cancel_on_kill=False)
+    generate(timeout=None, execution_timeout=timedelta(seconds=3), retries=1, cancel_on_kill=False)
 
 with DAG(
     "wan_fault_clear_race_sync", schedule=None, start_date=START, params=PARAMS, catchup=False
 ) as clear_race_sync_dag:
-    generate(timeout=3.0, retries=1, cancel_on_kill=False, deferrable=False)
+    generate(timeout=None, execution_timeout=timedelta(seconds=3), retries=1, cancel_on_kill=False, deferrable=False)
 
 with DAG("wan_fault_regenerate", schedule=None, start_date=START, params=PARAMS, catchup=False) as regenerate_dag:
     generate(regenerate=True)
