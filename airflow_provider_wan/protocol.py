@@ -132,6 +132,14 @@ class WanTaskPage(BaseModel):
     total_page: int | None = None
     request_id: str | None = None
 
+    def is_last(self, page_no: int) -> bool:
+        """
+        Whether no page follows page ``page_no`` (an empty page, or the last of ``total_page``).
+
+        :param page_no: the number of this page, as asked for.
+        """
+        return not self.tasks or (self.total_page or 1) <= page_no
+
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """

@@ -242,7 +242,7 @@ class SpendGuard:
             self._pace()
             page = self.hook.list_tasks(start_time=start, end_time=end, page_no=page_no, page_size=PAGE_SIZE)
             yield from (row.model_dump() for row in page.tasks)
-            if not page.tasks or (page.total_page or 1) <= page_no:
+            if page.is_last(page_no):
                 return
         raise WanBudgetExceededError(
             f"the daily_budget of {self.settings.source} cannot be enforced: more than {MAX_PAGES * PAGE_SIZE} tasks "

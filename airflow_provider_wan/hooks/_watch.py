@@ -374,7 +374,7 @@ class TaskWatcher:
             self.limiter.succeeded()
             pages += 1
             found.update(row.task_id for row in page.tasks)
-            if not page.tasks or (page.total_page or 1) <= page_no:
+            if page.is_last(page_no):
                 return found, pages
             page_no += 1
 

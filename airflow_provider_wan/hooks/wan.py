@@ -346,7 +346,7 @@ class WanHook(BaseHook):
         for page_no in range(1, AMBIGUITY_MAX_PAGES + 1):
             page = self.list_tasks(**candidate_filters(model, sent_at, answered_at, page_no))
             rows += candidates_of(page)
-            if not page.tasks or (page.total_page or 1) <= page_no:
+            if page.is_last(page_no):
                 break
         return rows
 
@@ -542,7 +542,7 @@ class WanHook(BaseHook):
             for page_no in range(1, AMBIGUITY_MAX_PAGES + 1):
                 page = await self.alist_tasks(**candidate_filters(model, sent_at, answered_at, page_no))
                 rows += candidates_of(page)
-                if not page.tasks or (page.total_page or 1) <= page_no:
+                if page.is_last(page_no):
                     break
         except WanError as lookup_error:
             return _ambiguous(err, None, f"the task list could not be read ({type(lookup_error).__name__})")
