@@ -1,4 +1,5 @@
-"""The Wan text-to-video request, the per-model capability table, and the normalised task result.
+"""The Wan video request (text, image, first-and-last-frame and reference inputs), the per-model capability table,
+and the normalised task result.
 
 Pure data and validation: nothing here knows about HTTP or Airflow.
 """
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 SEED_MIN = 0
 SEED_MAX = 2_147_483_647
 NEGATIVE_PROMPT_MAX = 500
-AUDIO_URL_SCHEMES = ("http", "https", "oss")
+AUDIO_URL_SCHEMES = ("http", "https", "oss", "s3")
 #: The aspect ratios of the ``resolution`` + ``ratio`` request shape (wan2.7 and newer).
 RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4")
 #: Region names of the capability table (the connection's ``region``, see :mod:`airflow_provider_wan.settings`).
@@ -87,13 +88,41 @@ class TaskStatus(str, Enum):
 _TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.UNKNOWN})
 
 
-Shape = Literal["size", "resolution"]
+#: How the picture is asked for: ``size`` (``W*H``), ``resolution`` (+ ``ratio``), or ``tier`` (``resolution`` only:
+#: the aspect ratio follows the input image, as for image-to-video and first-and-last-frame models).
+Shape = Literal["size", "resolution", "tier"]
+#: What a model generates from: text, a first frame, a first and a last frame, or reference images and videos.
+Family = Literal["t2v", "i2v", "kf2v", "r2v"]
+FAMILY_NAMES: dict[str, str] = {
+    "t2v": "text-to-video",
+    "i2v": "image-to-video",
+    "kf2v": "first-and-last-frame",
+    "r2v": "reference-to-video",
+}
+#: The submit routes below the base URL: first-and-last-frame models have their own.
+VIDEO_SYNTHESIS_ROUTE = "services/aigc/video-generation/video-synthesis"
+IMAGE2VIDEO_ROUTE = "services/aigc/image2video/video-synthesis"
+#: The request's media inputs, in the order they are sent.
+INPUT_FIELDS = ("img_url", "first_frame_url", "last_frame_url", "reference_urls")
+#: Where DashScope documents inputs it fetches: https (or http) URLs, presigned ones included, and ``oss://``
+#: temporary uploads; ``s3://`` URIs are presigned by the operator before the request.
+INPUT_URL_SCHEMES = ("http", "https", "oss", "s3")
+#: Image inputs (first frames, last frames, reference images): formats by content, pixel bounds per side, bytes.
+IMAGE_FORMATS = ("jpeg", "png", "bmp", "webp")
+IMAGE_MIN_PX, IMAGE_MAX_PX = 360, 2000
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+#: Reference videos: formats by content and bytes (their 2-30 s length is checked by DashScope).
+VIDEO_FORMATS = ("mp4", "mov")
+VIDEO_MAX_BYTES = 100 * 1024 * 1024
+#: Soundtracks (``audio_url``): formats by content and bytes.
+AUDIO_FORMATS = ("wav", "mp3")
+AUDIO_MAX_BYTES = 15 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ModelCapability:
     """
-    What one Wan text-to-video model accepts.
+    What one Wan video model accepts.
 
     :param name: the canonical model name sent to DashScope.
     :param tiers: the resolution tiers the model renders (keys of :data:`SIZE_TIERS`).
@@ -115,6 +144,17 @@ class ModelCapability:
     :param regions: the regions that offer the model, or None when unverified (then not checked).
     :param verified: False when the row's limits come from third-party material only; they are then checked
         as written, and the request logs that they are unconfirmed.
+    :param family: what the model generates from (:data:`FAMILY_NAMES`): ``t2v``, ``i2v`` (``img_url``), ``kf2v``
+        (``first_frame_url`` + ``last_frame_url``) or ``r2v`` (``reference_urls``).
+    :param route: the submit route below the base URL (first-and-last-frame models use ``image2video``).
+    :param media: True when inputs travel as one ``input.media`` list of ``{type, url}`` (wan2.7 and newer), False
+        for the named ``input`` fields.
+    :param prompt_required: whether a prompt must be given (image-to-video and keyframe models animate without).
+    :param last_frame: whether an image-to-video model also takes a last frame (``last_frame_url``).
+    :param reference_images: the most reference images (``r2v``).
+    :param reference_videos: the most reference videos (``r2v``).
+    :param references_max: the most references in all (``r2v``).
+    :param image_max_bytes: the largest image input DashScope accepts.
     """
 
     name: str
@@ -135,12 +175,39 @@ class ModelCapability:
     negative_prompt_max: int = NEGATIVE_PROMPT_MAX
     regions: frozenset[str] | None = None
     verified: bool = True
+    family: Family = "t2v"
+    route: str = VIDEO_SYNTHESIS_ROUTE
+    media: bool = False
+    prompt_required: bool = True
+    last_frame: bool = False
+    reference_images: int = 0
+    reference_videos: int = 0
+    references_max: int = 0
+    image_max_bytes: int = IMAGE_MAX_BYTES
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The media inputs this model takes (names of :data:`INPUT_FIELDS`)."""
+        if self.family == "i2v":
+            return ("img_url", "last_frame_url") if self.last_frame else ("img_url",)
+        if self.family == "kf2v":
+            return ("first_frame_url", "last_frame_url")
+        if self.family == "r2v":
+            return ("reference_urls",)
+        return ()
+
+    @property
+    def required_inputs(self) -> tuple[str, ...]:
+        """The media inputs that must be given."""
+        return tuple(name for name in self.inputs if not (self.family == "i2v" and name == "last_frame_url"))
 
     @property
     def sizes(self) -> tuple[str, ...]:
         """Every concrete ``W*H`` size this model renders."""
         if self.shape == "size":
             return tuple(size for tier in self.tiers for size in SIZE_TIERS[tier].values())
+        if self.shape == "tier":
+            return ()  # the aspect ratio, hence the size, follows the input image
         return tuple(SIZE_TIERS[t][r] for t in self.tiers for r in self.ratios if r in SIZE_TIERS[t])
 
     @property
@@ -166,6 +233,8 @@ class ModelCapability:
         """What the model takes for the picture, in words, for error messages."""
         if self.shape == "size":
             return f"size {', '.join(self.sizes)} ({'/'.join(self.tiers)})"
+        if self.shape == "tier":
+            return f"resolution {' or '.join(self.tiers)} (the aspect ratio follows the input image)"
         return f"resolution {' or '.join(self.tiers)} with aspect_ratio {', '.join(self.ratios)}"
 
 
@@ -185,6 +254,124 @@ _WAN27_T2V = ModelCapability(
     returns_actual_prompt=False,
     shape="resolution",
     regions=_MAINLAND_AND_SINGAPORE,
+)
+
+# ----------------------------------------------------------------------------------------- beyond text
+# Image-to-video (``input.img_url``), first-and-last-frame (``input.first_frame_url`` + ``last_frame_url``, on the
+# image2video route) and reference-to-video (``input.reference_urls``). Sources: Alibaba's Model Studio pages
+# "Image-to-video: first frame", "first and last frames" and "Reference-to-video" (API references, 2026-03/04) and the
+# DashScope SDK; limits stated only by third parties are marked ``verified=False``. Inputs: JPEG/PNG (no
+# transparency)/BMP/WEBP images of 360-2000 px per side and at most 10 MB (20 MB for the wan2.6 flash lines);
+# MP4/MOV reference videos of 2-30 s and at most 100 MB; WAV/MP3 soundtracks of 3-30 s and at most 15 MB.
+_WAN26_I2V = ModelCapability(
+    name="wan2.6-i2v",
+    family="i2v",
+    shape="tier",
+    tiers=("720P", "1080P"),
+    default_size="1920*1080",
+    durations=tuple(range(2, 16)),
+    default_duration=5,
+    prompt_max=1500,
+    prompt_required=False,
+    audio=True,
+    multi_shot=True,
+    usage_shape="v26",
+    returns_actual_prompt=False,
+    regions=_MAINLAND_AND_SINGAPORE,
+)
+_WAN22_I2V = replace(
+    _WAN26_I2V,
+    name="wan2.2-i2v-plus",
+    tiers=("480P", "1080P"),
+    durations=(5,),
+    prompt_max=800,
+    audio=False,
+    multi_shot=False,
+    usage_shape="legacy",
+    returns_actual_prompt=True,
+)
+_WAN22_KF2V = replace(
+    _WAN22_I2V,
+    name="wan2.2-kf2v-flash",
+    family="kf2v",
+    route=IMAGE2VIDEO_ROUTE,
+    tiers=("480P", "720P", "1080P"),
+    default_size="1280*720",
+)
+_WAN26_R2V = ModelCapability(
+    name="wan2.6-r2v",
+    family="r2v",
+    tiers=("720P", "1080P"),
+    default_size="1920*1080",
+    durations=tuple(range(2, 11)),
+    default_duration=5,
+    prompt_max=1500,
+    audio=True,
+    multi_shot=True,
+    usage_shape="v26",
+    returns_actual_prompt=False,
+    reference_images=5,
+    reference_videos=3,
+    references_max=5,
+    image_max_bytes=20 * 1024 * 1024,
+    regions=_MAINLAND_AND_SINGAPORE,
+)
+_BEYOND_TEXT: tuple[ModelCapability, ...] = (
+    # wan2.7 sends its inputs as input.media[] ({type: first_frame | last_frame | driving_audio, url}); the
+    # limits are read from third-party docs and Alibaba's SDK, not yet from Alibaba's API reference.
+    replace(
+        _WAN26_I2V,
+        name="wan2.7-i2v",
+        media=True,
+        last_frame=True,
+        prompt_max=5000,
+        multi_shot=False,
+        verified=False,
+    ),
+    _WAN26_I2V,
+    replace(_WAN26_I2V, name="wan2.6-i2v-flash", image_max_bytes=20 * 1024 * 1024),
+    replace(
+        _WAN26_I2V,
+        name="wan2.5-i2v-preview",
+        tiers=("480P", "720P", "1080P"),
+        durations=(5, 10),
+        multi_shot=False,
+        usage_shape="legacy",
+        returns_actual_prompt=True,
+    ),
+    _WAN22_I2V,
+    replace(_WAN22_I2V, name="wan2.2-i2v-flash", tiers=("480P", "720P", "1080P"), default_size="1280*720"),
+    replace(
+        _WAN22_I2V,
+        name="wanx2.1-i2v-turbo",
+        aliases=("wan2.1-i2v-turbo",),
+        tiers=("480P", "720P"),
+        default_size="1280*720",
+        durations=(3, 4, 5),
+        submit_rps=2.0,
+        concurrency=2,
+    ),
+    replace(
+        _WAN22_I2V,
+        name="wanx2.1-i2v-plus",
+        aliases=("wan2.1-i2v-plus",),
+        tiers=("720P",),
+        default_size="1280*720",
+        submit_rps=2.0,
+        concurrency=2,
+    ),
+    _WAN22_KF2V,
+    replace(
+        _WAN22_KF2V,
+        name="wanx2.1-kf2v-plus",
+        aliases=("wan2.1-kf2v-plus",),
+        tiers=("720P",),
+        submit_rps=2.0,
+        concurrency=2,
+    ),
+    # wan2.6-r2v is also offered in Virginia (the "Global" deployment), videos as references only there.
+    replace(_WAN26_R2V, regions=frozenset({BEIJING, SINGAPORE, VIRGINIA})),
+    replace(_WAN26_R2V, name="wan2.6-r2v-flash"),
 )
 
 #: The capability table: one row per model (reference section 6 and dashscope-wan-current.md). A new model is a
@@ -347,6 +534,7 @@ CAPABILITIES: tuple[ModelCapability, ...] = (
         shape="resolution",
         verified=False,
     ),
+    *_BEYOND_TEXT,
 )
 
 _BY_NAME: dict[str, ModelCapability] = {name: cap for cap in CAPABILITIES for name in (cap.name, *cap.aliases)}
@@ -456,7 +644,13 @@ def _size_from_tier(resolution: str, aspect_ratio: str) -> str:
 
 class WanVideoRequest(BaseModel):
     """
-    One text-to-video generation, validated against the model's capabilities before any HTTP request.
+    One video generation, validated against the model's capabilities before any HTTP request.
+
+    The model's family says which media inputs it takes: none (text-to-video), ``img_url`` (image-to-video, plus
+    ``last_frame_url`` on wan2.7), ``first_frame_url`` and ``last_frame_url`` (first-and-last-frame) or
+    ``reference_urls`` (reference-to-video). Each input is an ``s3://`` URI (presigned by the operator just before
+    the request), an https URL or an ``oss://`` temporary upload; the request keeps the URIs as given, and the
+    fetchable URLs (:meth:`with_input_urls`) only for the wire.
 
     The model's row says how the picture is asked for: wan2.6 and older take a pixel ``size``; wan2.7 and newer
     take ``resolution`` + ``ratio``. Either way you may give ``size`` or ``resolution`` with ``aspect_ratio``: a
@@ -464,7 +658,8 @@ class WanVideoRequest(BaseModel):
 
     :param model: the Wan model (any case; sent in the spelling DashScope expects). Unknown (newer) models are
         passed through with a warning, with the newer ``resolution`` + ``ratio`` shape.
-    :param prompt: what the video shows; required and limited by the model (5000, 1500 or 800 characters).
+    :param prompt: what the video shows; limited by the model (5000, 1500 or 800 characters); required except for
+        image-to-video and first-and-last-frame models.
     :param negative_prompt: what the video must not show (at most 500 characters).
     :param size: ``W*H`` (``1280x720`` and ``1280×720`` are accepted too).
     :param resolution: a tier (``480P``, ``720P``, ``1080P``) to combine with ``aspect_ratio``
@@ -482,12 +677,17 @@ class WanVideoRequest(BaseModel):
     :param extra_input: further ``input`` fields, passed through verbatim.
     :param extra_parameters: further ``parameters`` fields, passed through verbatim.
     :param truncate_prompt: cut over-long prompts to the model's limit instead of refusing them.
+    :param img_url: the first frame of an image-to-video model.
+    :param first_frame_url: the first frame of a first-and-last-frame model.
+    :param last_frame_url: the last frame (first-and-last-frame models, wan2.7 image-to-video).
+    :param reference_urls: the reference images and videos of a reference-to-video model, in the order the prompt
+        names them (``character1``, ``character2``, ...).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = DEFAULT_MODEL
-    prompt: str
+    prompt: str | None = None
     negative_prompt: str | None = None
     size: str | None = None
     resolution: str | None = None
@@ -502,7 +702,12 @@ class WanVideoRequest(BaseModel):
     extra_input: dict[str, Any] = Field(default_factory=dict)
     extra_parameters: dict[str, Any] = Field(default_factory=dict)
     truncate_prompt: bool = False
+    img_url: str | None = None
+    first_frame_url: str | None = None
+    last_frame_url: str | None = None
+    reference_urls: tuple[str, ...] | None = None
     _capability: ModelCapability | None = PrivateAttr(default=None)
+    _input_urls: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("model")
     @classmethod
@@ -514,9 +719,23 @@ class WanVideoRequest(BaseModel):
 
     @field_validator("prompt")
     @classmethod
-    def _prompt_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("prompt is empty; describe the video to generate")
+    def _prompt_not_empty(cls, value: str | None) -> str | None:
+        # Kept blank here: the model's row decides whether a prompt is required (see _check_prompt).
+        return value
+
+    @field_validator("img_url", "first_frame_url", "last_frame_url", mode="before")
+    @classmethod
+    def _input_url(cls, value: Any, info: ValidationInfo) -> Any:
+        return _input_uri(value, str(info.field_name)) if isinstance(value, str) else value
+
+    @field_validator("reference_urls", mode="before")
+    @classmethod
+    def _reference_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, (list, tuple)):
+            urls = [_input_uri(v, f"reference_urls[{i}]") if isinstance(v, str) else v for i, v in enumerate(value)]
+            return tuple(u for u in urls if u is not None) or None
         return value
 
     @field_validator("duration", "seed", mode="before")
@@ -573,8 +792,8 @@ class WanVideoRequest(BaseModel):
         parts = urlsplit(value)
         if parts.scheme.lower() not in AUDIO_URL_SCHEMES or not parts.netloc:
             raise ValueError(
-                f"audio_url={_short(value)!r} is not a URL DashScope can fetch; allowed: https:// (or presigned) "
-                f"URLs and oss:// resources"
+                f"audio_url={_short(value)!r} is not a URL DashScope can fetch; allowed: s3://bucket/key (presigned "
+                f"for the task), https:// (or presigned) URLs and oss:// resources"
             )
         return value
 
@@ -618,10 +837,12 @@ class WanVideoRequest(BaseModel):
                 self.model,
                 ", ".join(c.name for c in CAPABILITIES),
             )
+            self._check_prompt(required=not self.given_inputs, family="t2v")
             self._resolve_picture("resolution")
             return self
         if not cap.verified:
             log.info("The limits of model %r are not confirmed by Alibaba's documentation yet", cap.name)
+        self._check_inputs(cap)
         self._resolve_picture(cap.shape, cap)
         self._check_picture(cap)
         self._check_duration(cap)
@@ -634,8 +855,109 @@ class WanVideoRequest(BaseModel):
         """Make ``size`` or ``resolution`` + ``aspect_ratio`` consistent for the model's request shape."""
         if shape == "size":
             self._resolve_size(cap)
+        elif shape == "tier":
+            self._refuse_aspect(cap)
         else:
             self._resolve_tier_and_ratio()
+
+    def _refuse_aspect(self, cap: ModelCapability | None) -> None:
+        """Image-to-video and keyframe models: the aspect ratio is the input image's; only the tier is chosen."""
+        given = [(n, v) for n, v in (("size", self.size), ("aspect_ratio", self.aspect_ratio)) if v is not None]
+        if given:
+            name, value = given[0]
+            tiers = " or ".join(cap.tiers) if cap else "480P, 720P or 1080P"
+            raise ValueError(
+                f"{name}={value!r} is not accepted by model {self.model!r}: the video takes the aspect ratio of its "
+                f"input image; pass resolution ({tiers}) only"
+            )
+
+    @property
+    def given_inputs(self) -> dict[str, str | tuple[str, ...]]:
+        """The media inputs given, by parameter name, as the user wrote them (``s3://`` URIs stay URIs)."""
+        return {name: getattr(self, name) for name in INPUT_FIELDS if getattr(self, name) is not None}
+
+    def input_uris(self) -> list[tuple[str, str]]:
+        """Every media input as ``(parameter, uri)``, ``audio_url`` included, one row per reference."""
+        rows: list[tuple[str, str]] = []
+        for name, value in self.given_inputs.items():
+            if isinstance(value, tuple):
+                rows.extend((f"{name}[{i}]", uri) for i, uri in enumerate(value))
+            else:
+                rows.append((name, value))
+        if self.audio_url is not None:
+            rows.append(("audio_url", self.audio_url))
+        return rows
+
+    def with_input_urls(self, urls: Mapping[str, str]) -> WanVideoRequest:
+        """
+        This request with the URLs DashScope fetches in place of the URIs given (for the wire only).
+
+        :param urls: given URI -> fetchable URL (a presigned https URL for an ``s3://`` URI). Secrets: never logged
+            or stored; :meth:`summary` and the fingerprint keep the URIs as given.
+        """
+        copy = self.model_copy()
+        copy._capability = self._capability
+        copy._input_urls = {**self._input_urls, **dict(urls)}
+        return copy
+
+    @property
+    def input_urls(self) -> dict[str, str]:
+        """Given URI -> fetchable URL, as set by :meth:`with_input_urls`."""
+        return dict(self._input_urls)
+
+    def wire_url(self, uri: str) -> str:
+        """
+        The URL to send for ``uri``: its fetchable form when one was set, else ``uri`` itself.
+
+        :param uri: an input as given.
+        :raises ValueError: for an ``s3://`` URI nobody presigned (DashScope cannot read S3 URIs).
+        """
+        url = self._input_urls.get(uri, uri)
+        if url.startswith("s3://"):
+            raise ValueError(
+                f"{_short(uri)!r} is an s3:// URI that was not presigned; DashScope fetches only https and oss:// "
+                f"inputs. Submit through a Wan operator (it presigns s3:// inputs) or pass a presigned URL"
+            )
+        return url
+
+    def _check_prompt(self, required: bool, family: Family) -> None:
+        """A prompt where the model needs one; a blank one is dropped where it does not."""
+        if self.prompt is not None and self.prompt.strip():
+            return
+        if not required:
+            object.__setattr__(self, "prompt", None)
+        elif family != "t2v":
+            raise ValueError(
+                f"prompt is required by model {self.model!r} ({FAMILY_NAMES[family]}); describe the video, naming "
+                f"the references as character1, character2, ..."
+            )
+        elif self.prompt is None:
+            raise ValueError("prompt is required (it was not given or is None); describe the video to generate")
+        else:
+            raise ValueError("prompt is empty; describe the video to generate")
+
+    def _check_inputs(self, cap: ModelCapability) -> None:
+        """The media inputs the model's family takes: required ones present, foreign ones refused, counts."""
+        family = FAMILY_NAMES[cap.family]
+        for name in self.given_inputs:
+            if name not in cap.inputs:
+                takers = ", ".join(c.name for c in CAPABILITIES if name in c.inputs)
+                raise ValueError(
+                    f"{name} is not accepted by model {self.model!r} ({family}); {name} is taken by: {takers}"
+                )
+        for name in cap.required_inputs:
+            if name not in self.given_inputs:
+                raise ValueError(
+                    f"{name} is required by model {self.model!r} ({family}); give an s3:// URI, an https URL or an "
+                    f"oss:// upload"
+                )
+        self._check_prompt(cap.prompt_required, cap.family)
+        refs = self.reference_urls or ()
+        if cap.family == "r2v" and len(refs) > cap.references_max:
+            raise ValueError(
+                f"reference_urls has {len(refs)} references; model {self.model!r} takes 1 to {cap.references_max} "
+                f"(at most {cap.reference_images} images and {cap.reference_videos} videos)"
+            )
 
     def _resolve_size(self, cap: ModelCapability | None) -> None:
         if self.resolution is None and self.aspect_ratio is None:
@@ -669,7 +991,7 @@ class WanVideoRequest(BaseModel):
         object.__setattr__(self, "aspect_ratio", ratio)
 
     def _check_extras(self) -> None:
-        named_inputs = {"prompt", "negative_prompt", "audio_url"}
+        named_inputs = {"prompt", "negative_prompt", "audio_url", *INPUT_FIELDS, "media"}
         named_params = {
             "size",
             "resolution",
@@ -696,6 +1018,12 @@ class WanVideoRequest(BaseModel):
     def _check_picture(self, cap: ModelCapability) -> None:
         if cap.shape == "size":
             self._check_size(cap)
+        elif cap.shape == "tier":
+            if self.resolution is not None and self.resolution not in cap.tiers:
+                raise ValueError(
+                    f"resolution={self.resolution!r} is not offered by model {self.model!r}; allowed: "
+                    f"{' or '.join(cap.tiers)}"
+                )
         else:
             self._check_tier_and_ratio(cap)
 
@@ -811,6 +1139,8 @@ class WanVideoRequest(BaseModel):
     @property
     def effective_ratio(self) -> str | None:
         """The aspect ratio the video will have: the one asked for, else the model's default (16:9 with a tier)."""
+        if self.shape == "tier":
+            return None  # the input image's
         if self.aspect_ratio is not None:
             return self.aspect_ratio
         if self.size is not None:
@@ -825,6 +1155,8 @@ class WanVideoRequest(BaseModel):
         """The ``W*H`` the video will have: the one asked for (or of the tier and ratio), else the model's default."""
         if self.size is not None:
             return self.size
+        if self.shape == "tier":
+            return None  # the tier's size at the input image's aspect ratio: known once generated
         if self.shape == "resolution" and self.effective_resolution and self.effective_ratio:
             return SIZE_TIERS.get(self.effective_resolution, {}).get(self.effective_ratio)
         cap = self.capability
@@ -838,7 +1170,7 @@ class WanVideoRequest(BaseModel):
 
     def summary(self) -> dict[str, Any]:
         """A JSON-safe description for logs and manifests (the prompt is included; no secrets exist here)."""
-        summary = {
+        summary: dict[str, Any] = {
             "model": self.model,
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
@@ -857,6 +1189,11 @@ class WanVideoRequest(BaseModel):
             # Only for the newer shape, so the fingerprint of a wan2.6 request stays what earlier versions stored.
             summary["resolution"] = self.effective_resolution
             summary["ratio"] = self.effective_ratio
+        elif self.shape == "tier":
+            summary["resolution"] = self.effective_resolution
+        for name, value in self.given_inputs.items():
+            # The URIs as given (an s3:// URI, a link without its query): never a signed URL.
+            summary[name] = [_strip_query(v) for v in value] if isinstance(value, tuple) else _strip_query(value)
         return summary
 
 
@@ -888,6 +1225,38 @@ def _strip_query(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     return parts._replace(query="", fragment="").geturl() if parts.query else url
+
+
+_URL_QUERY = re.compile(r"((?:https?|oss)://[^\s?#'\"]+)\?[^\s'\"]*")
+
+
+def redact_urls(text: str) -> str:
+    """
+    ``text`` with the query string of every link in it replaced by ``<redacted>`` (presigned signatures live there).
+
+    :param text: an error message or log line.
+    """
+    return _URL_QUERY.sub(r"\1?<redacted>", text)
+
+
+def _input_uri(value: str, name: str) -> str | None:
+    """
+    A media input as given: an ``s3://bucket/key`` URI, an http(s) URL or an ``oss://`` resource.
+
+    :param value: the input as typed (blank means not given).
+    :param name: the parameter's name, for the error.
+    """
+    value = value.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if scheme not in INPUT_URL_SCHEMES or not parts.netloc or (scheme == "s3" and not parts.path.strip("/")):
+        raise ValueError(
+            f"{name}={_short(value)!r} is not an input DashScope can fetch; allowed: s3://bucket/key (presigned for "
+            f"the task), https:// URLs and oss:// uploads"
+        )
+    return value
 
 
 #: Keys of a declared model (the connection's ``models`` extra) -> what they hold, for error messages.
@@ -1121,6 +1490,12 @@ class WanTask(BaseModel):
     orig_prompt: str | None = None
     actual_prompt: str | None = None
     request_id: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _no_signatures(cls, value: str | None) -> str | None:
+        # "Failed to download https://...?X-Amz-Signature=...": the input's signature must not reach events or logs.
+        return redact_urls(value) if value else value
 
     def to_result(self) -> dict[str, Any]:
         """A JSON-safe dict for XCom: everything except the signed ``video_url``."""

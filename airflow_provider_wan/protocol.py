@@ -26,7 +26,7 @@ from airflow_provider_wan.exceptions import (
     WanUnexpectedStatusError,
     error_class_for,
 )
-from airflow_provider_wan.models import TaskStatus, WanTask, WanUsage, WanVideoRequest
+from airflow_provider_wan.models import TaskStatus, WanTask, WanUsage, WanVideoRequest, redact_urls
 
 SUBMIT_PATH = "services/aigc/video-generation/video-synthesis"
 #: The relay flavours' default paths (the connection's ``unified_path`` extra overrides them).
@@ -224,6 +224,7 @@ def error_from_response(response: HttpResponse) -> WanAPIError:
     )
     request_id = _text(body.get("request_id")) or response.headers.get("x-request-id")
     code, message = _upstream_error(code, message)
+    message = redact_urls(message)
     cls = error_class_for(code, response.status_code, message)
     error = cls(message, code=code, request_id=request_id, status_code=response.status_code)
     if isinstance(error, WanThrottledError):
@@ -358,18 +359,21 @@ class DashScopeProtocol(WanProtocol):
     name = "dashscope"
 
     def submit_request(self, request: WanVideoRequest) -> HttpRequest:
-        """Build the native submit: ``{"model", "input", "parameters"}`` with ``X-DashScope-Async: enable``."""
-        body_input: dict[str, Any] = {"prompt": request.prompt}
+        """
+        Build the native submit: ``{"model", "input", "parameters"}`` with ``X-DashScope-Async: enable``, on the
+        model's route (first-and-last-frame models: ``image2video``), its media inputs in ``input``.
+        """
+        body_input: dict[str, Any] = {"prompt": request.prompt} if request.prompt is not None else {}
         if request.negative_prompt:
             body_input["negative_prompt"] = request.negative_prompt
-        if request.audio_url:
-            body_input["audio_url"] = request.audio_url
+        body_input.update(media_inputs(request))
         body_input.update(request.extra_input)
         body = {"model": request.model, "input": body_input, "parameters": _parameters(request)}
         headers = {"X-DashScope-Async": "enable", "Content-Type": "application/json"}
-        if request.audio_url and request.audio_url.startswith("oss://"):
+        if any(uri.startswith("oss://") for _, uri in request.input_uris()):
             headers["X-DashScope-OssResourceResolve"] = "enable"
-        return HttpRequest("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
+        route = request.capability.route if request.capability else SUBMIT_PATH
+        return HttpRequest("POST", route, json=body, headers=headers, idempotent=False)
 
     def parse_submit(self, response: HttpResponse) -> SubmitResult:
         """Read ``{"output": {"task_id", "task_status"}, "request_id"}``."""
@@ -440,10 +444,42 @@ class DashScopeProtocol(WanProtocol):
             raise WanProtocolError(f"task list cannot be read ({_first_error(err)})") from None
 
 
+def media_inputs(request: WanVideoRequest) -> dict[str, Any]:
+    """
+    The request's media inputs as ``input`` fields, with the fetchable URLs (presigned for ``s3://`` URIs).
+
+    Named fields (``img_url``, ``first_frame_url``, ``last_frame_url``, ``reference_urls``, ``audio_url``) for
+    wan2.6 and older; one ``media`` list of ``{type, url}`` for wan2.7 and newer (``first_frame``, ``last_frame``,
+    ``driving_audio``). The values are secrets when presigned: never log the result.
+
+    :param request: the validated request.
+    """
+    cap = request.capability
+    if cap is not None and cap.media:
+        kinds = {"img_url": "first_frame", "last_frame_url": "last_frame", "audio_url": "driving_audio"}
+        media = [
+            {"type": kinds[name], "url": request.wire_url(getattr(request, name))}
+            for name in kinds
+            if getattr(request, name) is not None
+        ]
+        return {"media": media} if media else {}
+    fields: dict[str, Any] = {}
+    for name, value in request.given_inputs.items():
+        fields[name] = [request.wire_url(v) for v in value] if isinstance(value, tuple) else request.wire_url(value)
+    if request.audio_url:
+        fields["audio_url"] = request.wire_url(request.audio_url)
+    return fields
+
+
 def _picture(request: WanVideoRequest) -> tuple[tuple[str, Any], ...]:
-    """The picture in the model's request shape: ``size`` (wan2.6 and older) or ``resolution`` + ``ratio``."""
+    """
+    The picture in the model's request shape: ``size`` (wan2.6 and older), ``resolution`` + ``ratio`` (wan2.7 and
+    newer) or ``resolution`` alone (image and keyframe models: the ratio is the input image's).
+    """
     if request.shape == "size":
         return (("size", request.effective_size),)
+    if request.shape == "tier":
+        return (("resolution", request.effective_resolution),)
     return (("resolution", request.effective_resolution), ("ratio", request.effective_ratio))
 
 
@@ -583,11 +619,12 @@ class UnifiedProtocol(WanProtocol):
 
     def submit_body(self, request: WanVideoRequest) -> dict[str, Any]:
         """The flat body: prompt, model and the parameters side by side. :param request: the validated request."""
-        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        body: dict[str, Any] = {"model": request.model}
+        if request.prompt is not None:
+            body["prompt"] = request.prompt
         if request.negative_prompt:
             body["negative_prompt"] = request.negative_prompt
-        if request.audio_url:
-            body["audio_url"] = request.audio_url
+        body.update(media_inputs(request))
         body.update(request.extra_input)
         body.update(_parameters(request))
         return body
@@ -655,10 +692,9 @@ class NewApiProtocol(UnifiedProtocol):
         inputs: dict[str, Any] = {}
         if request.negative_prompt:
             inputs["negative_prompt"] = request.negative_prompt
-        if request.audio_url:
-            inputs["audio_url"] = request.audio_url
+        inputs.update(media_inputs(request))
         inputs.update(request.extra_input)
-        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt or ""}
         if "duration" in params:
             body["duration"] = params.pop("duration")
         if "size" in params:

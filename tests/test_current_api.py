@@ -237,6 +237,19 @@ OFFERED = {
     "wan2.7-t2v": {"beijing", "singapore"},
     "wan2.7-t2v-2026-04-25": {"beijing", "singapore"},
     "wan2.7-t2v-2026-06-12": {"beijing", "singapore"},  # unverified snapshot of the same line
+    # Beyond text (issue 15): Model Studio's first-frame, first-and-last-frame and reference-to-video pages.
+    "wan2.7-i2v": {"beijing", "singapore"},
+    "wan2.6-i2v": {"beijing", "singapore"},
+    "wan2.6-i2v-flash": {"beijing", "singapore"},
+    "wan2.5-i2v-preview": {"beijing", "singapore"},
+    "wan2.2-i2v-plus": {"beijing", "singapore"},
+    "wan2.2-i2v-flash": {"beijing", "singapore"},
+    "wanx2.1-i2v-turbo": {"beijing", "singapore"},
+    "wanx2.1-i2v-plus": {"beijing", "singapore"},
+    "wan2.2-kf2v-flash": {"beijing", "singapore"},
+    "wanx2.1-kf2v-plus": {"beijing", "singapore"},
+    "wan2.6-r2v": {"beijing", "singapore", "virginia"},
+    "wan2.6-r2v-flash": {"beijing", "singapore"},
 }
 
 

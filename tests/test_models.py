@@ -19,11 +19,15 @@ from airflow_provider_wan.models import (
 ALL_SIZES = sorted(SIZE_TO_TIER)
 
 
+#: The text-to-video rows; the image, keyframe and reference rows have their own tables (test_media_models.py).
+T2V = [c for c in CAPABILITIES if c.family == "t2v"]
+
+
 def build(**fields: object) -> WanVideoRequest:
     return WanVideoRequest.build(**{"prompt": "a red fox in the snow", **fields})
 
 
-@pytest.mark.parametrize("cap", CAPABILITIES, ids=lambda c: c.name)
+@pytest.mark.parametrize("cap", T2V, ids=lambda c: c.name)
 @pytest.mark.parametrize("size", ALL_SIZES)
 def test_every_size_is_accepted_exactly_when_the_model_offers_its_tier(cap, size):
     if SIZE_TO_TIER[size] in cap.tiers:
@@ -35,7 +39,7 @@ def test_every_size_is_accepted_exactly_when_the_model_offers_its_tier(cap, size
         assert f"size='{size}'" in message and cap.name in message and "allowed:" in message
 
 
-@pytest.mark.parametrize("cap", CAPABILITIES, ids=lambda c: c.name)
+@pytest.mark.parametrize("cap", T2V, ids=lambda c: c.name)
 @pytest.mark.parametrize("duration", range(1, 17))
 def test_every_duration_is_accepted_exactly_when_the_model_allows_it(cap, duration):
     if duration in cap.durations:
@@ -45,7 +49,7 @@ def test_every_duration_is_accepted_exactly_when_the_model_allows_it(cap, durati
             build(model=cap.name, duration=duration)
 
 
-@pytest.mark.parametrize("cap", CAPABILITIES, ids=lambda c: c.name)
+@pytest.mark.parametrize("cap", T2V, ids=lambda c: c.name)
 def test_prompt_limit_per_model_refuses_by_default_and_truncates_on_request(cap):
     assert build(model=cap.name, prompt="x" * cap.prompt_max).prompt == "x" * cap.prompt_max
     with pytest.raises(
@@ -56,7 +60,7 @@ def test_prompt_limit_per_model_refuses_by_default_and_truncates_on_request(cap)
     assert len(build(model=cap.name, prompt=longer, truncate_prompt=True).prompt) == cap.prompt_max
 
 
-@pytest.mark.parametrize("cap", CAPABILITIES, ids=lambda c: c.name)
+@pytest.mark.parametrize("cap", T2V, ids=lambda c: c.name)
 def test_audio_is_refused_on_silent_models(cap):
     if cap.audio:
         request = build(model=cap.name, audio=True, audio_url="https://example.com/a/track.mp3")
@@ -69,7 +73,7 @@ def test_audio_is_refused_on_silent_models(cap):
         assert build(model=cap.name, audio=False).audio is False
 
 
-@pytest.mark.parametrize("cap", CAPABILITIES, ids=lambda c: c.name)
+@pytest.mark.parametrize("cap", T2V, ids=lambda c: c.name)
 def test_multi_shot_only_where_supported(cap):
     if cap.multi_shot:
         assert build(model=cap.name, shot_type="multi").shot_type == "multi"
@@ -80,7 +84,7 @@ def test_multi_shot_only_where_supported(cap):
             build(model=cap.name, shot_type="multi")
 
 
-@pytest.mark.parametrize("cap", CAPABILITIES, ids=lambda c: c.name)
+@pytest.mark.parametrize("cap", T2V, ids=lambda c: c.name)
 def test_default_size_and_duration_are_allowed_by_their_own_model(cap):
     request = build(model=cap.name)
     assert request.effective_size == cap.default_size in cap.sizes
@@ -248,7 +252,8 @@ def test_templated_strings_are_coerced():
 def test_size_tiers_table_is_consistent():
     assert len(SIZE_TO_TIER) == sum(len(v) for v in SIZE_TIERS.values())
     for cap in CAPABILITIES:
-        assert cap.default_size in cap.sizes and cap.default_duration in cap.durations
+        assert cap.default_duration in cap.durations and cap.default_resolution in cap.tiers
+        assert cap.shape == "tier" or cap.default_size in cap.sizes
 
 
 @pytest.mark.parametrize(

@@ -638,7 +638,7 @@ def _prepared(request: WanVideoRequest, settings: WanConnectionSettings) -> WanV
     """Re-validate with the connection's declared models (they may change the row, even the shape) and its region."""
     declared = settings.models
     if declared and get_capability(request.model, declared) is not request.capability:
-        request = WanVideoRequest.build(**request.fields(), models=declared)
+        request = WanVideoRequest.build(**request.fields(), models=declared).with_input_urls(request.input_urls)
     check_region(request.model, settings.region, declared)
     return request
 

@@ -1,7 +1,10 @@
 """
-WanTextToVideoOperator: submit a Wan text-to-video generation and wait for it without holding a worker slot.
+The Wan generate operators: submit a generation and wait for it without holding a worker slot.
 
-Retries reconnect to the task already submitted (Airflow 3.3+ ``task_state_store``) instead of paying twice.
+One lifecycle (:class:`WanVideoGenerationOperator`) and one operator per intent, differing only in their inputs:
+:class:`WanTextToVideoOperator`, :class:`WanImageToVideoOperator`, :class:`WanFirstLastFrameToVideoOperator` and
+:class:`WanReferenceToVideoOperator`. Retries reconnect to the task already submitted (Airflow 3.3+
+``task_state_store``) instead of paying twice.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -34,7 +37,17 @@ from airflow_provider_wan.exceptions import (
 )
 from airflow_provider_wan.hooks.wan import WanHook
 from airflow_provider_wan.links import WanTaskLink
-from airflow_provider_wan.models import DEFAULT_MODEL, TaskStatus, WanTask, WanVideoRequest
+from airflow_provider_wan.models import (
+    CAPABILITIES,
+    DEFAULT_MODEL,
+    FAMILY_NAMES,
+    INPUT_FIELDS,
+    Family,
+    TaskStatus,
+    WanTask,
+    WanVideoRequest,
+    get_capability,
+)
 from airflow_provider_wan.operators._cost import (
     ESTIMATE_KEY,
     PRICED_FIELDS,
@@ -42,6 +55,7 @@ from airflow_provider_wan.operators._cost import (
     check_max_cost_statically,
     max_cost_limit,
 )
+from airflow_provider_wan.operators._inputs import PRESIGN_MAX_SECONDS, InputResolver
 from airflow_provider_wan.triggers.wan import WanTaskTrigger
 from airflow_provider_wan.waiting import QUEUE_TIMEOUT, WaitPolicy, wait_sync
 
@@ -70,7 +84,10 @@ _REQUEST_FIELDS = (
     "shot_type",
     "extra_input",
     "extra_parameters",
+    *INPUT_FIELDS,
 )
+#: What a templated media input stands for while the DAG is parsed (it is checked again once rendered).
+_TEMPLATED_INPUT = "s3://templated/input"
 _warned_no_state_store = False
 
 
@@ -247,9 +264,13 @@ class WanWaitMixin:
             )
 
 
-class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
+class WanVideoGenerationOperator(WanCostMixin, WanWaitMixin, BaseOperator):
     """
-    Generate a video with a Wan text-to-video model and wait for it, deferring to the triggerer by default.
+    Generate a video with any Wan model and wait for it, deferring to the triggerer by default.
+
+    The lifecycle every generate operator shares; use the operator of your intent (:class:`WanTextToVideoOperator`,
+    :class:`WanImageToVideoOperator`, :class:`WanFirstLastFrameToVideoOperator`,
+    :class:`WanReferenceToVideoOperator`), which differ only in their inputs and default model.
 
     The DashScope task id is pushed to XCom (key ``task_id``) as soon as the task exists. The return value is a
     JSON dict: task id and status, model, request, size, duration, seed, billed seconds, usage, original and
@@ -270,12 +291,20 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
     deferred task cancels its task if it is still PENDING (``cancel_on_kill``); the new try then submits a fresh
     one instead of failing on that cancel.
 
+    Media inputs (``img_url``, ``first_frame_url``, ``last_frame_url``, ``reference_urls``, ``audio_url``) may be
+    ``s3://bucket/key`` URIs: just before the submit each is checked (format by content, pixel size, file size)
+    and presigned through the amazon provider's S3 hook (``aws_conn_id``) for the task's lifetime; the signed URL
+    is masked in logs and never stored (XCom, rendered fields and the result keep the ``s3://`` URI). https URLs
+    are checked the same way with a ranged GET when the worker can reach them; ``oss://`` uploads are sent as given.
+    A bad input fails the task without retry and without any request to DashScope.
+
     Templated: ``prompt``, ``negative_prompt``, ``model``, ``size``, ``resolution``, ``aspect_ratio``,
     ``duration``, ``seed``, ``audio_url``, ``shot_type``, ``extra_input``, ``extra_parameters``,
-    ``poll_interval``, ``adopt_task_id``, ``max_cost``; a ``prompt``
+    ``poll_interval``, ``adopt_task_id``, ``max_cost`` and the media inputs; a ``prompt``
     ending in ``.txt``, ``.md`` or ``.j2`` is read from that file next to the DAG.
 
-    :param prompt: what the video shows (1500 characters for wan2.5/2.6, 800 for older models).
+    :param prompt: what the video shows (1500 characters for wan2.5/2.6, 800 for older models); optional for
+        image-to-video and first-and-last-frame models.
     :param negative_prompt: what it must not show (at most 500 characters).
     :param model: the Wan model, ``wan2.6-t2v`` by default; newer models pass through with a warning.
     :param size: ``W*H`` such as ``1280*720`` (``1280x720`` works too).
@@ -286,7 +315,7 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
     :param watermark: add the "AI-generated" watermark (default: off).
     :param seed: an integer in [0, 2147483647] for more repeatable results.
     :param audio: auto-dubbing on or off (wan2.5 and wan2.6 only).
-    :param audio_url: a .wav/.mp3 soundtrack DashScope can fetch (https, or a presigned S3 URL).
+    :param audio_url: a wav/mp3 soundtrack: an ``s3://`` URI, an https URL or an ``oss://`` upload.
     :param shot_type: ``single`` or ``multi`` (wan2.6 multi-shot narrative; needs prompt_extend on).
     :param extra_input: more ``input`` fields, passed through verbatim (for API additions).
     :param extra_parameters: more ``parameters`` fields, passed through verbatim.
@@ -315,7 +344,17 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
         connection read) a static request is refused only when it is over ``max_cost`` at the lowest list price of
         every region. The connection's ``daily_budget`` caps the account's day (UTC+8) the same way. The result
         carries ``estimated_cost`` and, once the task succeeded, ``billed_cost`` (from DashScope's ``usage``).
+    :param img_url: the first frame (image-to-video).
+    :param first_frame_url: the first frame (first-and-last-frame).
+    :param last_frame_url: the last frame (first-and-last-frame; wan2.7 image-to-video).
+    :param reference_urls: reference images and videos (reference-to-video), named ``character1``, ... in the prompt.
+    :param aws_conn_id: the AWS connection that reads and presigns ``s3://`` inputs.
     """
+
+    #: The family this operator generates (None: any); a model of another family is refused at parse time.
+    family: ClassVar[Family | None] = None
+    #: The model used when none is given.
+    default_model: ClassVar[str] = DEFAULT_MODEL
 
     template_fields: Sequence[str] = (
         "prompt",
@@ -333,18 +372,24 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
         "poll_interval",
         "adopt_task_id",
         "max_cost",
+        *INPUT_FIELDS,
     )
     template_ext: Sequence[str] = (".txt", ".md", ".j2")
-    template_fields_renderers = {"prompt": "md", "extra_input": "json", "extra_parameters": "json"}
+    template_fields_renderers = {
+        "prompt": "md",
+        "extra_input": "json",
+        "extra_parameters": "json",
+        "reference_urls": "json",
+    }
     ui_color = "#ff6a00"
     operator_extra_links = (WanTaskLink(),)
 
     def __init__(
         self,
         *,
-        prompt: str,
+        prompt: str | None = None,
         negative_prompt: str | None = None,
-        model: str = DEFAULT_MODEL,
+        model: str | None = None,
         size: str | None = None,
         resolution: str | None = None,
         aspect_ratio: str | None = None,
@@ -368,12 +413,22 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
         adopt_task_id: str | None = None,
         regenerate: bool = False,
         max_cost: float | str | dict[str, Any] | None = None,
+        img_url: str | None = None,
+        first_frame_url: str | None = None,
+        last_frame_url: str | None = None,
+        reference_urls: Sequence[str] | str | None = None,
+        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.prompt = prompt
         self.negative_prompt = negative_prompt
-        self.model = model
+        self.model = model or self.default_model
+        self.img_url = img_url
+        self.first_frame_url = first_frame_url
+        self.last_frame_url = last_frame_url
+        self.reference_urls = list(reference_urls) if isinstance(reference_urls, (list, tuple)) else reference_urls
+        self.aws_conn_id = aws_conn_id
         self.size = size
         self.resolution = resolution
         self.aspect_ratio = aspect_ratio
@@ -415,10 +470,17 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
                 templated.append(name)
             else:
                 fields[name] = value
-        fields.setdefault("prompt", "(templated)")
-        fields.setdefault("model", DEFAULT_MODEL)
+        if "prompt" in templated:
+            fields["prompt"] = "(templated)"
+        for name in INPUT_FIELDS:
+            if name in templated:  # known once rendered: stand in a placeholder so "required" holds
+                fields[name] = [_TEMPLATED_INPUT] if name == "reference_urls" else _TEMPLATED_INPUT
+        fields.setdefault("model", self.default_model)
         if "model" in templated:
-            fields = {k: v for k, v in fields.items() if k in ("prompt", "seed", "duration", "audio_url", "model")}
+            kept = ("prompt", "seed", "duration", "audio_url", "model", *INPUT_FIELDS)
+            fields = {k: v for k, v in fields.items() if k in kept}
+        else:
+            self._check_family(str(fields["model"]))
         request = WanVideoRequest.build(
             **fields,
             truncate_prompt=True if "prompt" in templated else self.truncate_prompt,
@@ -428,8 +490,21 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
             priced = [name for name in templated if name in PRICED_FIELDS]
             check_max_cost_statically(request, max_cost_limit(self.max_cost), priced)
 
+    def _check_family(self, model: str) -> None:
+        """Refuse a model of another family than this operator's, naming the operator that takes it."""
+        cap = get_capability(model)
+        if self.family is None or cap is None or cap.family == self.family:
+            return
+        ours = [c.name for c in CAPABILITIES if c.family == self.family]
+        raise WanRequestValidationError(
+            f"Invalid Wan video request: model={model!r} is a {FAMILY_NAMES[cap.family]} model; "
+            f"{type(self).__name__} generates {FAMILY_NAMES[self.family]} (models: {', '.join(ours)}). "
+            f"Use {OPERATOR_BY_FAMILY[cap.family]} for {model!r}"
+        )
+
     def build_request(self) -> WanVideoRequest:
         """The rendered, validated request (raises :class:`WanRequestValidationError` naming the parameter)."""
+        self._check_family(str(self.model))
         return WanVideoRequest.build(**self._request_fields(), truncate_prompt=self.truncate_prompt)
 
     def _fingerprint(self, request: WanVideoRequest) -> str:
@@ -588,6 +663,9 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
 
     def _submit(self, context: Context, request: WanVideoRequest) -> str:
         guard, cost = self._check_daily_budget(self._check_max_cost(request))
+        if request.input_uris():
+            # Checked and presigned now, just before the POST: the signed URLs live only in the wire request.
+            request = InputResolver(self.aws_conn_id, self._presign_seconds(), self.log).resolve(request)
         submitted = self.hook.submit_task(request)
         guard.record(submitted.task_id, cost)
         self._record(context, request, submitted.task_id)
@@ -602,6 +680,14 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
             submitted.request_id,
         )
         return submitted.task_id
+
+    def _presign_seconds(self) -> int:
+        """
+        How long a presigned input stays valid: the task's lifetime at DashScope (its queue time, 24 hours unless
+        ``queue_timeout`` says less, plus its generation ``timeout``), within SigV4's 7-day limit.
+        """
+        queued = self.queue_timeout if self.queue_timeout is not None else 24 * 3600.0
+        return int(min(PRESIGN_MAX_SECONDS, queued + (self.timeout or DEFAULT_TIMEOUT.total_seconds()) + 600))
 
     def _canceled_by_earlier_try(self, context: Context, task: WanTask) -> bool:
         """
@@ -692,3 +778,118 @@ class WanTextToVideoOperator(WanCostMixin, WanWaitMixin, BaseOperator):
         """Cancel the DashScope task when the worker-side wait is killed (best effort, PENDING only)."""
         if self._dashscope_task_id:
             self._cancel_best_effort(self._dashscope_task_id)
+
+
+class WanTextToVideoOperator(WanVideoGenerationOperator):
+    """
+    Generate a video from a prompt with a Wan text-to-video model (``wan2.6-t2v`` by default) and wait for it.
+
+    Everything but the inputs is :class:`WanVideoGenerationOperator`'s: see it for the parameters, retries, clears
+    and the result.
+
+    :param prompt: what the video shows (1500 characters for wan2.5/2.6, 800 for older models).
+    :param model: a text-to-video model (:data:`~airflow_provider_wan.models.CAPABILITIES`, family ``t2v``).
+    :param kwargs: the parameters of :class:`WanVideoGenerationOperator`.
+    """
+
+    family = "t2v"
+    default_model = DEFAULT_MODEL
+
+    def __init__(self, *, prompt: str, model: str | None = None, **kwargs: Any) -> None:
+        super().__init__(prompt=prompt, model=model, **kwargs)
+
+
+class WanImageToVideoOperator(WanVideoGenerationOperator):
+    """
+    Animate an image: the video starts from ``img_url`` (``wan2.6-i2v-flash`` by default) and follows the prompt.
+
+    The video takes the image's aspect ratio; choose its ``resolution`` tier. Everything but the inputs is
+    :class:`WanVideoGenerationOperator`'s.
+
+    :param img_url: the first frame: an ``s3://`` URI (presigned for the task), an https URL or an ``oss://``
+        upload; JPEG, PNG (no transparency), BMP or WEBP of 360-2000 px per side (templated).
+    :param prompt: the motion and story (optional).
+    :param model: an image-to-video model (family ``i2v``).
+    :param last_frame_url: the last frame, for models that take one (wan2.7-i2v).
+    :param kwargs: the parameters of :class:`WanVideoGenerationOperator` (``resolution``, ``duration``,
+        ``audio_url``, ``shot_type``, ...).
+    """
+
+    family = "i2v"
+    default_model = "wan2.6-i2v-flash"
+
+    def __init__(
+        self,
+        *,
+        img_url: str,
+        prompt: str | None = None,
+        model: str | None = None,
+        last_frame_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(img_url=img_url, prompt=prompt, model=model, last_frame_url=last_frame_url, **kwargs)
+
+
+class WanFirstLastFrameToVideoOperator(WanVideoGenerationOperator):
+    """
+    Generate the motion between two keyframes (``wan2.2-kf2v-flash`` by default): the video starts at
+    ``first_frame_url`` and ends at ``last_frame_url``.
+
+    The video takes the first frame's aspect ratio; choose its ``resolution`` tier. Everything but the inputs is
+    :class:`WanVideoGenerationOperator`'s.
+
+    :param first_frame_url: the first frame: an ``s3://`` URI, an https URL or an ``oss://`` upload (templated).
+    :param last_frame_url: the last frame, likewise.
+    :param prompt: what happens in between (optional).
+    :param model: a first-and-last-frame model (family ``kf2v``).
+    :param kwargs: the parameters of :class:`WanVideoGenerationOperator`.
+    """
+
+    family = "kf2v"
+    default_model = "wan2.2-kf2v-flash"
+
+    def __init__(
+        self,
+        *,
+        first_frame_url: str,
+        last_frame_url: str,
+        prompt: str | None = None,
+        model: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            first_frame_url=first_frame_url, last_frame_url=last_frame_url, prompt=prompt, model=model, **kwargs
+        )
+
+
+class WanReferenceToVideoOperator(WanVideoGenerationOperator):
+    """
+    Cast subjects from reference images and clips (``wan2.6-r2v-flash`` by default) into a new scene.
+
+    The prompt names each reference by its place in ``reference_urls``: ``character1`` is the first, and so on.
+    Everything but the inputs is :class:`WanVideoGenerationOperator`'s (``size`` or ``resolution`` +
+    ``aspect_ratio``, ``duration``, ``shot_type``, ``audio``, ...).
+
+    :param reference_urls: 1 to 5 references (at most 3 videos): ``s3://`` URIs, https URLs or ``oss://`` uploads;
+        images as for image-to-video, MP4/MOV clips of 2-30 s and at most 100 MB (templated).
+    :param prompt: the scene, naming the references ``character1``, ``character2``, ...
+    :param model: a reference-to-video model (family ``r2v``).
+    :param kwargs: the parameters of :class:`WanVideoGenerationOperator`.
+    """
+
+    family = "r2v"
+    default_model = "wan2.6-r2v-flash"
+
+    def __init__(
+        self, *, reference_urls: Sequence[str] | str, prompt: str, model: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(reference_urls=reference_urls, prompt=prompt, model=model, **kwargs)
+
+
+#: The operator of each family, for error messages.
+OPERATOR_BY_FAMILY: dict[str, str] = {
+    "t2v": WanTextToVideoOperator.__name__,
+    "i2v": WanImageToVideoOperator.__name__,
+    "kf2v": WanFirstLastFrameToVideoOperator.__name__,
+    "r2v": WanReferenceToVideoOperator.__name__,
+}
