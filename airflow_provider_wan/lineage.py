@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_wan._compat import AirflowNotFoundException
 from airflow_provider_wan.exceptions import WanError
+from airflow_provider_wan.models import FAMILY_NAMES, INPUT_FIELDS, get_capability
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -30,7 +31,8 @@ class GenerationLineage:
     :param name: ``<model>/<DashScope task id>``.
     :param dashscope_task_id: the DashScope task id.
     :param description: the model, size, duration and prompts, for the dataset's documentation facet.
-    :param inputs: ``(namespace, name)`` of each input: the soundtrack's location without its query string.
+    :param inputs: ``(namespace, name)`` of each input (frames, references, soundtrack): its location without its
+        query string (``s3://bucket`` + key for an S3 input).
     """
 
     namespace: str
@@ -52,7 +54,9 @@ def describe_generation(
     :param request: the request summary (:meth:`WanVideoRequest.summary`: prompts, size, duration, audio_url).
     """
     request = request or {}
-    parts = [f"Wan text-to-video task {dashscope_task_id} ({model}"]
+    cap = get_capability(model)
+    family = FAMILY_NAMES[cap.family] if cap is not None else "video"
+    parts = [f"Wan {family} task {dashscope_task_id} ({model}"]
     if request.get("size"):
         parts.append(f", {request['size']}")
     if request.get("duration"):
@@ -62,7 +66,11 @@ def describe_generation(
         parts.append(f". Prompt: {request['prompt']}")
     if request.get("negative_prompt"):
         parts.append(f". Negative prompt: {request['negative_prompt']}")
-    inputs = (_location(request["audio_url"]),) if request.get("audio_url") else ()
+    given: list[str] = []
+    for name in (*INPUT_FIELDS, "audio_url"):  # frames, references, soundtrack: each an input dataset
+        value = request.get(name)
+        given.extend(value if isinstance(value, list) else [value] if value else [])
+    inputs = tuple(_location(uri) for uri in given)
     return GenerationLineage(
         namespace=f"{NAMESPACE_SCHEME}://{urlsplit(base_url).netloc or 'unknown'}",
         name=f"{model}/{dashscope_task_id}",
@@ -76,7 +84,7 @@ def describe_operator_run(
     operator: Any, task_instance: Any, dashscope_task_id: str | None = None
 ) -> GenerationLineage | None:
     """
-    The lineage of the generation a ``WanTextToVideoOperator`` task instance submitted, or None before a submit.
+    The lineage of the generation a Wan generate operator's task instance submitted, or None before a submit.
 
     :param operator: the rendered operator (as the OpenLineage listener holds it in the worker).
     :param task_instance: its task instance.

@@ -10,10 +10,11 @@ Example DAG: a multi-shot Wan 2.6 story with your own soundtrack, submitted and 
   placeholder of the video's length is uploaded so the example runs out of the box.
 * `submit` starts a `shot_type="multi"` generation (several shots, one consistent subject, the soundtrack
   as `audio_url`) and returns at once (`wait_for_completion=False`): the DashScope task id goes to XCom.
-  Right before it submits, its `pre_execute` presigns the soundtrack (`S3Hook.generate_presigned_url`, valid
-  one hour): DashScope downloads the audio from that https link, so the bucket stays private. A signed link is
-  a credential: it is made inside the task that uses it, masked in the logs, and never handed over through
-  XCom or shown as a rendered template (those keep the `s3://` URI).
+  The soundtrack is passed as its `s3://` URI: right before the submit the operator checks it (WAV or MP3 by
+  content, at most 15 MB) and presigns it through the amazon provider's S3 hook (`aws_conn_id`) for the task's
+  lifetime. DashScope downloads the audio from that link, so the bucket stays private. A signed link is a
+  credential: it is made inside the task that uses it, masked in the logs, and never handed over through XCom or
+  shown as a rendered template (those keep the `s3://` URI).
 * `wait_for_video` (`WanTaskSensor`) waits for that task id on the triggerer: the pattern for videos
   submitted by one task, or even another DAG or system, and awaited elsewhere.
 * `save_to_s3` streams the video into S3 with its manifest and emits an asset event (alias `wan_videos`).
@@ -33,7 +34,6 @@ from typing import Any
 import pendulum
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import DAG, Param, Variable, task
-from airflow.sdk.log import mask_secret
 
 from airflow_provider_wan.operators.wan import WanTextToVideoOperator
 from airflow_provider_wan.sensors.wan import WanTaskSensor
@@ -41,8 +41,6 @@ from airflow_provider_wan.transfers.wan_to_s3 import WanVideoToS3Operator
 
 DASHSCOPE_CONN_ID = "dashscope_default"
 AWS_CONN_ID = "aws_default"
-#: Seconds the presigned soundtrack link stays valid; DashScope fetches it shortly after the submit.
-PRESIGNED_URL_EXPIRY = 3600
 
 STORY = (
     "A thrilling detective chase with cinematic storytelling. "
@@ -58,24 +56,6 @@ log = logging.getLogger(__name__)
 
 def _bucket(params: dict[str, Any]) -> str:
     return params.get("bucket") or Variable.get("wan_video_bucket", default="wan-videos")
-
-
-def presign_soundtrack(context: Any) -> None:
-    """
-    ``pre_execute`` of the submit: swap the soundtrack's ``s3://`` URI for a presigned https link DashScope can fetch.
-
-    Runs inside the task, after its templates were rendered and stored: the signed link reaches DashScope and
-    nothing else (masked in the logs; XCom and the rendered template keep the ``s3://`` URI).
-    """
-    operator = context["task"]
-    bucket, _, key = str(operator.audio_url).removeprefix("s3://").partition("/")
-    url = S3Hook(aws_conn_id=AWS_CONN_ID).generate_presigned_url(
-        client_method="get_object", params={"Bucket": bucket, "Key": key}, expires_in=PRESIGNED_URL_EXPIRY
-    )
-    if not url:
-        raise RuntimeError(f"Could not presign {operator.audio_url}")
-    mask_secret(url.split("?", 1)[-1])  # the signature is a credential: keep it out of logs
-    operator.audio_url = url
 
 
 def silent_wav(seconds: int, rate: int = 16_000) -> bytes:
@@ -142,8 +122,7 @@ with DAG(
         shot_type="multi",  # several shots, one consistent subject (needs prompt_extend, on by default)
         size="1280*720",
         duration="{{ params.duration }}",
-        audio_url=soundtrack,  # the s3:// URI from the upstream task (XCom) ...
-        pre_execute=presign_soundtrack,  # ... presigned inside this task, right before the submit
+        audio_url=soundtrack,  # the s3:// URI from the upstream task (XCom): presigned by the operator at submit
         wait_for_completion=False,  # return right after the submit; the sensor below waits
     )
     # [END howto_operator_wan_multishot_submit]

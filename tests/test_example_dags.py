@@ -26,6 +26,7 @@ EXAMPLE_DAG_IDS = {
     "example_wan_content_pipeline",
     "example_wan_daily_digest",
     "example_wan_multishot_audio",
+    "example_wan_product_images",
 }
 FAST = 0.2  # poll interval (s) on the simulator (pending 0.2 s, running 0.5 s)
 
@@ -140,6 +141,12 @@ def test_example_dag_structure():
     assert multishot.get_task("submit").upstream_task_ids == {"ensure_soundtrack"}
     assert multishot.get_task("wait_for_video").upstream_task_ids == {"submit"}
     assert multishot.get_task("save_to_s3").upstream_task_ids == {"submit", "wait_for_video"}
+
+    products = dags["example_wan_product_images"]
+    animate = products.get_task("animate")
+    assert type(animate).__name__ == "MappedOperator" and animate.pool == "wan_generation"
+    assert animate.upstream_task_ids == {"list_product_images"}
+    assert products.get_task("save_to_s3").upstream_task_ids == {"animate"}
 
     single = dags["example_wan_text_to_video"]
     assert single.get_task("generate").deferrable is True

@@ -178,7 +178,7 @@ def test_each_operator_has_its_family_default_model_and_templated_inputs_parse()
 
 
 def test_a_static_bad_input_fails_at_parse_time():
-    with pytest.raises(WanRequestValidationError, match="img_url='/local/a.png' is not an input"):
+    with pytest.raises(WanRequestValidationError, match=r"img_url='/local/a\.png' is not an input"):
         WanImageToVideoOperator(task_id="a", img_url="/local/a.png")
     with pytest.raises(WanRequestValidationError, match="resolution='1080P' is not offered by model"):
         WanImageToVideoOperator(task_id="a", img_url=IMAGE, model="wanx2.1-i2v-turbo", resolution="1080P")
@@ -259,9 +259,23 @@ def test_what_dashscope_refuses_is_named_before_the_request():
     assert "11.0 MiB; allowed: at most 10 MiB" in str(problem("img_url", "s3://b/b.jpg", big, 11 * 2**20, "image"))
     assert problem("img_url", "s3://b/b.jpg", big, 11 * 2**20, "image", image_max_bytes=20 * 2**20) is None
     text = sniff(b"<html>not found</html>")
-    assert "img_url='s3://b/x' is unknown format by its content; allowed: jpeg, png, bmp, webp" == problem(
-        "img_url", "s3://b/x", text, 20, "image"
+    assert (
+        problem("img_url", "s3://b/x", text, 20, "image")
+        == "img_url='s3://b/x' is unknown format by its content; allowed: jpeg, png, bmp, webp"
     )
     clip = sniff(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
     assert clip == MediaInfo("video", "mp4") and problem("reference_urls[0]", "x", clip, 10, ("image", "video")) is None
     assert problem("img_url", "x", clip, 10, "image") is not None
+
+
+def test_every_input_is_a_lineage_input_without_its_signature():
+    from airflow_provider_wan.lineage import describe_generation
+
+    request = WanVideoRequest.build(
+        model="wan2.6-r2v", reference_urls=[IMAGE, "https://cdn.example.com/clip.mp4?sig=2"], prompt="character1"
+    )
+    described = describe_generation(
+        "t-1", "https://dashscope-intl.aliyuncs.com/api/v1", request.model, request.summary()
+    )
+    assert described.inputs == (("s3://inputs", "product.png"), ("https://cdn.example.com", "clip.mp4"))
+    assert described.description.startswith("Wan reference-to-video task t-1 (wan2.6-r2v")
