@@ -910,11 +910,11 @@ class WanVideoRequest(BaseModel):
         The URL to send for ``uri``: its fetchable form when one was set, else ``uri`` itself.
 
         :param uri: an input as given.
-        :raises ValueError: for an ``s3://`` URI nobody presigned (DashScope cannot read S3 URIs).
+        :raises WanRequestValidationError: for an ``s3://`` URI nobody presigned (DashScope cannot read S3 URIs).
         """
         url = self._input_urls.get(uri, uri)
         if url.startswith("s3://"):
-            raise ValueError(
+            raise WanRequestValidationError(
                 f"{_short(uri)!r} is an s3:// URI that was not presigned; DashScope fetches only https and oss:// "
                 f"inputs. Submit through a Wan operator (it presigns s3:// inputs) or pass a presigned URL"
             )

@@ -66,6 +66,11 @@ _ZH_T2V_2025 = (
     "https://help.aliyun.com/zh/model-studio/text-to-video-api-reference (snapshot listing wan2.2-t2v-plus as the "
     "newest model)"
 )
+_EN_I2V_2025 = "https://www.alibabacloud.com/help/en/model-studio/image-to-video-api-reference (updated 2025-06-10)"
+_R2V_CN = (
+    "the Model Studio catalogue's wan2.6-r2v entry (0.6 / 1.0 CNY/s, 720P / 1080P; input clips are billed too: "
+    "the estimate counts the output only)"
+)
 _CRAZYROUTER = "https://docs.crazyrouter.com/en/video/wan (quotes the official Beijing price)"
 _WAN26_INTL = (
     "third-party quotes of the list price: Lumenfall and eachlabs (reference/dashscope-wan.md section 6.1); "
@@ -94,7 +99,8 @@ def _row(
 #: The price table: list prices per second of video, by model, tier and region. Checked 2026-11-23. A model, tier or
 #: region that is not here has no known price: its estimate says "unknown" (give it in the connection's ``prices``
 #: extra). Virginia (wan2.6-t2v-us, wan2.6-t2v global) and Frankfurt: no price found in any source.
-#: wan2.7-t2v, wan3.0 and HappyHorse: third-party quotes conflict, so no figure is given.
+#: wan2.7-t2v, wan3.0 and HappyHorse: third-party quotes conflict, so no figure is given. Image, keyframe and
+#: reference models: only the figures below were found; the others say "unknown".
 PRICES: tuple[UnitPrice, ...] = (
     *_row("wan2.6-t2v", SINGAPORE, "third-party", "2026-11-23", _WAN26_INTL, p720=0.10, p1080=0.15),
     *_row("wan2.6-t2v", BEIJING, "third-party", "2026-11-23", _WAN26_CN, p1080=1.00),
@@ -106,6 +112,9 @@ PRICES: tuple[UnitPrice, ...] = (
     *_row("wanx2.1-t2v-turbo", BEIJING, "documented", "2025-09", _ZH_T2V_2025, p480=0.24, p720=0.24),
     *_row("wanx2.1-t2v-plus", SINGAPORE, "documented", "2025-05-22", _EN_T2V_2025, p720=0.10),
     *_row("wanx2.1-t2v-plus", BEIJING, "documented", "2025-09", _ZH_T2V_2025, p720=0.70),
+    *_row("wanx2.1-i2v-turbo", SINGAPORE, "documented", "2025-06-10", _EN_I2V_2025, p480=0.036, p720=0.036),
+    *_row("wanx2.1-i2v-plus", SINGAPORE, "documented", "2025-06-10", _EN_I2V_2025, p720=0.10),
+    *_row("wan2.6-r2v", BEIJING, "third-party", "2026-11-23", _R2V_CN, p720=0.60, p1080=1.00),
 )
 _TABLE: dict[tuple[str, str, str], UnitPrice] = {(p.model, p.tier, p.region): p for p in PRICES}
 

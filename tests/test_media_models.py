@@ -218,7 +218,7 @@ def test_each_family_sends_its_inputs_on_its_route_with_the_presigned_urls_only(
 
 def test_an_s3_uri_nobody_presigned_is_never_sent():
     request = WanVideoRequest.build(model="wan2.6-i2v", img_url=IMAGE)
-    with pytest.raises(ValueError, match="s3:// URI that was not presigned"):
+    with pytest.raises(WanRequestValidationError, match="s3:// URI that was not presigned"):
         DashScopeProtocol().submit_request(request)
 
 

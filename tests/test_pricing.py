@@ -29,11 +29,20 @@ from airflow_provider_wan.settings import WanConnectionSettings
 from tests.conftest import dashscope_conn, task_states, xcom
 from tests.test_operator import try_numbers
 
+#: The inputs of the families beyond text, so any row can be priced.
+_INPUTS: dict[str, dict[str, Any]] = {
+    "t2v": {},
+    "i2v": {"img_url": "s3://b/frame.png"},
+    "kf2v": {"first_frame_url": "s3://b/first.png", "last_frame_url": "s3://b/last.png"},
+    "r2v": {"reference_urls": ["s3://b/ref.png"]},
+}
+
 
 def _request(model: str, tier: str, duration: int | None = None) -> WanVideoRequest:
     cap = next(c for c in CAPABILITIES if c.name == model)
+    picture = {"resolution": tier} if cap.shape == "tier" else {"resolution": tier, "aspect_ratio": "16:9"}
     return WanVideoRequest.build(
-        model=model, prompt="a fox", resolution=tier, aspect_ratio="16:9", duration=duration or cap.default_duration
+        model=model, prompt="a fox", duration=duration or cap.default_duration, **picture, **_INPUTS[cap.family]
     )
 
 

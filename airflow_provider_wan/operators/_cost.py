@@ -135,8 +135,9 @@ def describe_estimate(request: WanVideoRequest, cost: Cost) -> str:
     :param request: the request.
     :param cost: its estimate.
     """
+    size = request.effective_size or "the input image's aspect ratio"
     line = (
-        f"Estimated cost: {request.model}, {request.effective_size} ({request.effective_resolution}), "
+        f"Estimated cost: {request.model}, {size} ({request.effective_resolution}), "
         f"{request.effective_duration} s → {cost} ({cost.basis})"
     )
     cap = request.capability

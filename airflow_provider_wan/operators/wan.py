@@ -674,7 +674,7 @@ class WanVideoGenerationOperator(WanCostMixin, WanWaitMixin, BaseOperator):
             "Submitted DashScope task %s: model %s, size %s, %s s; %s s will be billed on success (request %s)",
             submitted.task_id,
             request.model,
-            request.effective_size,
+            request.effective_size or f"{request.effective_resolution} at the input image's aspect ratio",
             request.effective_duration,
             request.effective_duration,
             submitted.request_id,
