@@ -1,4 +1,5 @@
-"""A local DashScope Wan text-to-video simulator: develop and test DAGs without an API key or a bill.
+"""A local DashScope Wan video simulator (text, image, first-and-last-frame and reference to video): develop and
+test DAGs without an API key or a bill.
 
 Run ``python -m airflow_provider_wan.simulator`` (or ``wan-simulator``), or ``with WanSimulator() as sim:``.
 """

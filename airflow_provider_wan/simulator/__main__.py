@@ -39,6 +39,9 @@ _FIELDS = {
     "public_url": "public_url",
     "utc_offset_hours": "utc_offset_hours",
     "random_seed": "random_seed",
+    "fetch_inputs": "fetch_inputs",
+    "fetch_audio": "fetch_audio",
+    "fetch_timeout": "fetch_timeout_seconds",
 }
 
 
@@ -61,7 +64,7 @@ def _model_limit(value: str) -> tuple[str, dict[str, str]]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (flags mirror :class:`SimulatorConfig`)."""
     parser = argparse.ArgumentParser(
-        prog="wan-simulator", description="Local DashScope Wan text-to-video simulator (no key, no bill)."
+        prog="wan-simulator", description="Local DashScope Wan video simulator (no key, no bill)."
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
@@ -96,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--public-url", help="root URL written into video links (default: the request's)")
     add("--utc-offset-hours", type=float, help="zone of the task timestamps (default 8, Beijing)")
     add("--random-seed", type=int, help="seed for rate-based faults")
+    add(
+        "--fetch-inputs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fetch and check image and video inputs as DashScope does (default on; --no-fetch-inputs: unread)",
+    )
+    add("--fetch-audio", action="store_true", default=None, help="fetch and check soundtracks too (default off)")
+    add("--fetch-timeout", type=float, help="seconds one input may take to download (default 180)")
     add("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"])
     return parser
 

@@ -19,7 +19,8 @@ from airflow_provider_wan.simulator.wire import format_time
 
 def describe_task(state: SimulatorState, view: TaskView, expired: bool) -> dict[str, Any]:
     """
-    Everything known about one task: lifecycle, request as received (headers masked), scenario, faults.
+    Everything known about one task: lifecycle, request as received (headers masked), scenario, faults, and for a
+    task with media inputs what was fetched (``fetch``, ``inputs``: one record per input, its URL without query).
 
     :param state: the simulator state (for the faults scoped to the task and the time zone).
     :param view: the task as of now.
@@ -31,6 +32,7 @@ def describe_task(state: SimulatorState, view: TaskView, expired: bool) -> dict[
     def when(epoch: float | None) -> str | None:
         return None if epoch is None else format_time(epoch, offset_hours)
 
+    inputs = state.fetch_view(task) or {"fetch": None, "inputs": []}
     return {
         "task_id": task.task_id,
         "status": "UNKNOWN" if expired else view.status,
@@ -47,7 +49,8 @@ def describe_task(state: SimulatorState, view: TaskView, expired: bool) -> dict[
         "effective": {
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt,
-            "size": request.size,
+            "size": task.size,
+            "resolution": request.resolution,
             "duration": request.duration,
             "prompt_extend": request.prompt_extend,
             "watermark": request.watermark,
@@ -62,6 +65,7 @@ def describe_task(state: SimulatorState, view: TaskView, expired: bool) -> dict[
         "api_key_id": task.api_key_id,
         "body": request.body,
         "headers": task.headers,
+        **inputs,
     }
 
 

@@ -237,6 +237,12 @@ class SimulatorConfig(BaseModel):
     :param random_seed: seed for rate-based faults and the realistic timing draws (None: unpredictable).
     :param chunk_bytes: size of each streamed video chunk.
     :param faults: server-wide faults active from the start.
+    :param fetch_inputs: fetch every image and video input of a task as DashScope does, and fail the task on what
+        it cannot read (on by default). Off: inputs are taken unread (any URL passes, tier-shape videos are 16:9).
+    :param fetch_audio: fetch soundtracks (``audio_url``, wan2.7's ``driving_audio``) too and check their format and
+        size. Off by default: text-to-video DAGs pass soundtrack links the simulator could not reach.
+    :param fetch_timeout_seconds: the time one input may take to download (DashScope's window is about 180 s);
+        beyond, the task fails "Failed to download the media resource".
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -259,6 +265,9 @@ class SimulatorConfig(BaseModel):
     random_seed: int | None = None
     chunk_bytes: int = Field(default=MIB, ge=1024)
     faults: tuple[FaultSpec, ...] = ()
+    fetch_inputs: bool = True
+    fetch_audio: bool = False
+    fetch_timeout_seconds: float = Field(default=180.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -29,6 +29,14 @@ UPSTREAM_ERROR = "ali_api_error"
 #: Codes new-api answers itself, not relayed from DashScope.
 RELAY_CODES = frozenset({"task_not_exist", "InvalidApiKey"})
 
+#: new-api's task action per model family (``constant/task.go``; assumed: the relay tells them by the inputs given).
+ACTIONS: dict[str, str] = {
+    "t2v": "textGenerate",
+    "i2v": "generate",
+    "kf2v": "firstTailGenerate",
+    "r2v": "referenceGenerate",
+}
+
 #: DashScope status -> new-api ``model.TaskStatus`` (the generic fetch) and OpenAI video status.
 TASK_STATUS: dict[str, str] = {
     "RUNNING": "IN_PROGRESS",
@@ -73,7 +81,7 @@ def task_dto(view: TaskView, video_url: str | None, utc_offset_hours: float) -> 
         "updated_at": int(view.ended_at or view.scheduled_at or task.submitted_at),
         "task_id": task.task_id,
         "platform": "17",
-        "action": "textGenerate",
+        "action": ACTIONS.get(task.request.family, "generate"),
         "status": status,
         "fail_reason": _fail_reason(view),
         "submit_time": int(task.submitted_at),

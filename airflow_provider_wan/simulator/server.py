@@ -231,6 +231,38 @@ class WanSimulator:
         """The debug view of every stored task, oldest first."""
         return describe_all(self.state)
 
+    def inputs(self, task_id: str) -> list[dict[str, Any]] | None:
+        """
+        What the simulator fetched for a task's media inputs, one record per input (URL without query, status,
+        ``bytes``, ``format``, ``width``/``height``, ``fetches``, ``error``); None when the task is not stored.
+
+        :param task_id: the task.
+        """
+        found = self.task(task_id)
+        return None if found is None else list(found["inputs"])
+
+    def wait_for_inputs(self, task_id: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """
+        Wait until a task's media inputs are all fetched (in wall time: with a :class:`ManualClock`, call this before
+        advancing the clock so the task's timeline does not depend on how fast the inputs were served).
+
+        :param task_id: the task.
+        :param timeout: seconds to wait.
+        :return: the input records.
+        :raises LookupError: when the task is not stored.
+        :raises TimeoutError: when the fetches did not end in time.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self.state.fetch_done(task_id)
+            if done is None:
+                raise LookupError(f"no task {task_id}")
+            if done:
+                return self.inputs(task_id) or []
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the inputs of task {task_id} were not fetched within {timeout:g} s")
+            time.sleep(0.01)
+
     def video_bytes(self, task_id: str) -> bytes | None:
         """
         The bytes a task's video link serves (rendered to its size, duration and sound, or synthetic), or None

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import random
 import secrets
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,11 +27,12 @@ from airflow_provider_wan.simulator.config import (
     TaskScenario,
     limit_key,
 )
+from airflow_provider_wan.simulator.fetch import FetchOutcome, FetchResult, InputFetch, plan_fetch
 from airflow_provider_wan.simulator.limits import ProcessingQueue, RateWindow, realistic_pending, realistic_running
 from airflow_provider_wan.simulator.scenario import Marker
 from airflow_provider_wan.simulator.validation import SubmitRequest
 from airflow_provider_wan.simulator.video import VideoShape
-from airflow_provider_wan.simulator.wire import message_for
+from airflow_provider_wan.simulator.wire import format_time, message_for
 
 ANSWER_KINDS: frozenset[FaultKind] = frozenset({"error", "drop", "latency", "html", "truncate", "redirect", "body"})
 #: The routes whose 429s are counted apart (``throttled_per_route``).
@@ -47,6 +49,8 @@ COUNTER_KEYS = (
     "throttled",
     "faults_injected",
     "errors",
+    "input_fetches",
+    "input_bytes",
 )
 
 
@@ -111,6 +115,8 @@ class SimTask:
     :param queue_key: the processing queue it waits in: (API key id, model), one account's model.
     :param slot_at: when it took a processing slot: RUNNING from there.
     :param canceled_at: when it was canceled.
+    :param fetch: its media inputs and their fetching (None for a text-to-video task): it may not take a slot
+        before they are all read, and fails without one when an input is refused.
     """
 
     task_id: str
@@ -125,6 +131,7 @@ class SimTask:
     queue_key: tuple[str, str] = ("", "")
     slot_at: float | None = None
     canceled_at: float | None = None
+    fetch: InputFetch | None = None
 
     @property
     def model(self) -> str:
@@ -132,14 +139,26 @@ class SimTask:
         return self.request.model
 
     @property
-    def prompt(self) -> str:
-        """The (truncated) prompt."""
+    def prompt(self) -> str | None:
+        """The (truncated) prompt; None when an image or keyframe model got none."""
         return self.request.prompt
 
     @property
     def size(self) -> str:
-        """The effective ``W*H``."""
-        return self.request.size
+        """The effective ``W*H`` (a tier-shape model's: the tier at its first frame's aspect ratio, once read)."""
+        fetch = self.fetch
+        return fetch.output_size if fetch is not None and fetch.output_size else self.request.size
+
+    @property
+    def input_video_seconds(self) -> float:
+        """Seconds of reference videos read (reference-to-video), billed as ``input_video_duration``."""
+        return self.fetch.input_video_seconds if self.fetch is not None else 0.0
+
+    @property
+    def input_failed_at(self) -> float | None:
+        """When an input failed the task (it is FAILED from then, without ever RUNNING), else None."""
+        fetch = self.fetch
+        return fetch.done_at if fetch is not None and fetch.failure is not None else None
 
     @property
     def duration(self) -> int:
@@ -149,7 +168,7 @@ class SimTask:
     @property
     def video_shape(self) -> VideoShape:
         """The result video's width, height, seconds and sound, as requested."""
-        return VideoShape.of(self.request.size, self.request.duration, self.request.audio)
+        return VideoShape.of(self.size, self.request.duration, self.request.audio)
 
     @property
     def video_bytes(self) -> int | None:
@@ -173,12 +192,16 @@ class SimTask:
 
     @property
     def fail_code(self) -> str:
-        """The failure code when FAILED."""
+        """The failure code when FAILED (an input's failure first)."""
+        if self.fetch is not None and self.fetch.failure is not None:
+            return self.fetch.failure[0]
         return self.scenario.code or DEFAULT_FAIL_CODE
 
     @property
     def fail_message(self) -> str:
         """The failure message when FAILED."""
+        if self.fetch is not None and self.fetch.failure is not None:
+            return self.fetch.failure[1]
         return self.scenario.message or message_for(self.fail_code)
 
     @property
@@ -193,8 +216,15 @@ class SimTask:
 
     @property
     def ready_at(self) -> float:
-        """When the task may take a processing slot (it waits PENDING in its queue from there)."""
-        return self.submitted_at + self.pending
+        """
+        When the task may take a processing slot (it waits PENDING in its queue from there): after its PENDING
+        time and once its inputs are all read (never while they are being fetched).
+        """
+        ready = self.submitted_at + self.pending
+        fetch = self.fetch
+        if fetch is None:
+            return ready
+        return math.inf if fetch.done_at is None else max(ready, fetch.done_at)
 
     @property
     def release_at(self) -> float | None:
@@ -203,8 +233,11 @@ class SimTask:
 
     @property
     def ended_at(self) -> float | None:
-        """When the task reached its terminal status (canceled or done), if it has."""
-        return self.canceled_at if self.canceled_at is not None else self.release_at
+        """When the task reached its terminal status (canceled, failed on an input, or done), if it has."""
+        if self.canceled_at is not None:
+            return self.canceled_at
+        failed = self.input_failed_at
+        return failed if failed is not None else self.release_at
 
     def expired(self, now: float) -> bool:
         """
@@ -250,6 +283,9 @@ def view_of(task: SimTask, now: float) -> TaskView:
     """
     if task.canceled_at is not None:
         return TaskView(task, "CANCELED", None, task.canceled_at, False, 100)
+    failed = task.input_failed_at
+    if failed is not None:
+        return TaskView(task, "FAILED", None, failed, False, 100)
     if task.slot_at is None:
         return TaskView(task, "PENDING", None, None, now >= task.ready_at, 0)
     started = task.slot_at
@@ -592,6 +628,7 @@ class SimulatorState:
             task_id = str(uuid.uuid4())
             scenario = self._scenario(request, protocol, task_id)
             key_id = api_key_id(api_key)
+            now = self.clock.now()
             task = SimTask(
                 task_id=task_id,
                 request=request,
@@ -601,8 +638,9 @@ class SimulatorState:
                 api_key_id=key_id,
                 region=config.region,
                 submit_request_id=str(uuid.uuid4()),
-                submitted_at=self.clock.now(),
+                submitted_at=now,
                 queue_key=(key_id, limit_key(request.model)),
+                fetch=plan_fetch(request, now, config.fetch_inputs, config.fetch_audio),
             )
             self._tasks[task_id] = task
             self._queues.setdefault(task.queue_key, ProcessingQueue()).add(task)
@@ -611,6 +649,55 @@ class SimulatorState:
                 self._faults.append(self._activate(spec.model_copy(update={"task_id": task_id})))
             self._schedule()
             return task
+
+    def finish_fetch(self, task_id: str, results: Mapping[int, FetchResult], outcome: FetchOutcome) -> None:
+        """
+        Record that a task's inputs are fetched: it may take a slot from now, or it fails now without one.
+
+        :param task_id: the task (gone after a reset: then nothing happens).
+        :param results: input index -> what its fetch gave.
+        :param outcome: what the inputs mean for the task.
+        """
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None or task.fetch is None or task.fetch.done:
+                return
+            if task.canceled_at is not None and outcome.failure is not None:
+                outcome = FetchOutcome(None, None, outcome.output_size, outcome.input_video_seconds)
+            task.fetch.finish(self.clock.now(), results, outcome)
+            queue = self._queues.get(task.queue_key)
+            if queue is not None:
+                if outcome.failure is not None:
+                    queue.remove(task)
+                else:
+                    queue.reorder()
+            self._schedule()
+
+    def fetch_view(self, task: SimTask) -> dict[str, Any] | None:
+        """
+        A task's inputs as the admin view shows them (``fetch`` and ``inputs``), or None without inputs.
+
+        :param task: the task.
+        """
+        with self._lock:
+            fetch = task.fetch
+            if fetch is None:
+                return None
+            offset = self._config.utc_offset_hours
+            described = fetch.describe(lambda epoch: format_time(epoch, offset))
+            return {"fetch": described, "inputs": [record.to_dict() for record in fetch.records]}
+
+    def fetch_done(self, task_id: str) -> bool | None:
+        """
+        Whether a task's inputs are all fetched (None when the task is not stored; True without inputs).
+
+        :param task_id: the task.
+        """
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                return None
+            return task.fetch is None or task.fetch.done
 
     def _scenario(self, request: SubmitRequest, protocol: str, task_id: str) -> TaskScenario:
         config = self._config

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from airflow_provider_wan.models import SIZE_TIERS, SIZE_TO_TIER
+from airflow_provider_wan.models import SIZE_TIERS, SIZE_TO_TIER, VIDEO_SYNTHESIS_ROUTE, ModelCapability
 
 if TYPE_CHECKING:
     from airflow_provider_wan.simulator.state import TaskView
@@ -167,10 +167,12 @@ def usage(view: TaskView) -> dict[str, Any]:
     if task.usage_shape == "legacy":
         return {"video_count": 1, "video_duration": task.duration, "video_ratio": task.size}
     tier = tier_of(task.size)
+    seconds = task.input_video_seconds
+    input_seconds: float = int(seconds) if float(seconds).is_integer() else seconds
     return {
-        "duration": task.duration,
+        "duration": task.duration + input_seconds,
         "size": task.size,
-        "input_video_duration": 0,
+        "input_video_duration": input_seconds,
         "output_video_duration": task.duration,
         "video_count": 1,
         "SR": int(tier.rstrip("P")),
@@ -208,9 +210,11 @@ def native_output(view: TaskView, video_url: str | None, utc_offset_hours: float
     if view.ended_at is not None:
         out["end_time"] = format_time(view.ended_at, utc_offset_hours)
     if view.status == "SUCCEEDED":
-        out["orig_prompt"] = task.prompt
+        if task.prompt is not None:  # an image or keyframe task without a prompt has no orig_prompt
+            out["orig_prompt"] = task.prompt
         if task.returns_actual_prompt and task.prompt_extend:
-            out["actual_prompt"] = task.prompt + ACTUAL_PROMPT_SUFFIX
+            # Without a prompt, the rewrite describes the first frame: the fixed sentence alone.
+            out["actual_prompt"] = (task.prompt + ACTUAL_PROMPT_SUFFIX) if task.prompt else ACTUAL_PROMPT_SUFFIX.strip()
         out["video_url"] = video_url
     if view.status == "FAILED":
         out["code"] = task.fail_code
@@ -260,8 +264,15 @@ def list_item(view: TaskView) -> dict[str, Any]:
         "start_time": millis(view.scheduled_at),
         "status": view.status,
         "task_id": task.task_id,
-        "user_api_unique_key": f"apikey:v1:aigc:video-generation:video-synthesis:{task.model}",
+        "user_api_unique_key": f"apikey:v1:aigc:{_route_key(task.request.capability)}:{task.model}",
     }
+
+
+def _route_key(cap: ModelCapability | None) -> str:
+    """The route part of a list entry's ``user_api_unique_key``: ``video-generation:video-synthesis`` or
+    ``image2video:video-synthesis`` (first-and-last-frame models)."""
+    route = cap.route if cap is not None else VIDEO_SYNTHESIS_ROUTE
+    return route.removeprefix("services/aigc/").replace("/", ":")
 
 
 UNIFIED_STATUS: dict[str, str] = {
