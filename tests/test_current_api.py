@@ -596,13 +596,34 @@ def test_wan27_dag_in_both_orientations(simulator, run_dag, ratio, size):
     assert seen["body"]["parameters"] == {"resolution": "720P", "ratio": ratio, "duration": 4}
 
 
-def test_presigned_audio_url_without_an_extension_end_to_end(simulator, run_dag):
-    link = "https://bucket.s3.amazonaws.com/soundtracks/take-7?X-Amz-Expires=3600&X-Amz-Signature=SECRETSIG"
+def test_presigned_audio_url_without_an_extension_end_to_end(simulator, run_dag, s3_client, bucket):
+    # A real presigned link to a key without an extension: DashScope (the simulator) downloads it and reads a WAV.
+    s3_client.put_object(Bucket=bucket, Key="soundtracks/take-7", Body=_silent_wav(5))
+    link = s3_client.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "soundtracks/take-7"}, ExpiresIn=3600
+    )
+    assert "Signature=" in link and not link.split("?")[0].endswith((".wav", ".mp3"))
     dag_run = run_dag("wan_test_presigned_audio", {"audio_url": link, "prompt": PROMPT + " [[sim: running=0.2]]"})
     assert task_states(dag_run) == {"generate": "success"}
     result = xcom(dag_run, "generate")
-    assert simulator.task(result["task_id"])["body"]["input"]["audio_url"] == link
-    assert "SECRETSIG" not in json.dumps(result)
+    task = simulator.task(result["task_id"])
+    assert task["body"]["input"]["audio_url"] == link
+    [soundtrack] = task["inputs"]
+    assert (soundtrack["name"], soundtrack["status"], soundtrack["format"]) == ("input.audio_url", "fetched", "wav")
+    assert "Signature=" not in json.dumps(result)
+
+
+def _silent_wav(seconds: int, rate: int = 8000) -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x00\x00" * rate * seconds)
+    return out.getvalue()
 
 
 def test_a_frankfurt_workspace_connection_end_to_end(simulator, run_dag, monkeypatch):

@@ -74,8 +74,17 @@ def test_a_task_id_the_operator_knows_needs_no_xcom():
     assert (described.namespace, described.name) == ("dashscope://dashscope.aliyuncs.com", "wan2.6-t2v/t-1")
 
 
-def test_the_lineage_of_a_real_run(simulator, run_dag):
-    dag_run = run_dag("wan_test_lineage", {"prompt": "a lighthouse at dawn", "audio_url": SIGNED_AUDIO})
+def soundtrack_in_s3(s3_client, bucket) -> str:
+    """A real soundtrack in the local S3: the operator presigns it, DashScope (the simulator) downloads it."""
+    from tests.test_current_api import _silent_wav
+
+    s3_client.put_object(Bucket=bucket, Key="sound/track.wav", Body=_silent_wav(3))
+    return f"s3://{bucket}/sound/track.wav"
+
+
+def test_the_lineage_of_a_real_run(simulator, run_dag, s3_client, bucket):
+    audio = soundtrack_in_s3(s3_client, bucket)
+    dag_run = run_dag("wan_test_lineage", {"prompt": "a lighthouse at dawn", "audio_url": audio})
     assert task_states(dag_run) == {"generate": "success"}
     dashscope_task_id = xcom(dag_run, "generate", "task_id")
     lineage = xcom(dag_run, "generate", "lineage")
@@ -83,13 +92,14 @@ def test_the_lineage_of_a_real_run(simulator, run_dag):
     assert lineage["namespace"] == f"dashscope://{host}"
     assert lineage["name"] == f"wan2.6-t2v/{dashscope_task_id}"
     assert "a lighthouse at dawn" in lineage["description"] and "1280*720, 5 s" in lineage["description"]
-    assert lineage["inputs"] == [["https://media.example.com", "sound/track.wav"]]
+    assert lineage["inputs"] == [[f"s3://{bucket}", "sound/track.wav"]]
     assert "Signature" not in json.dumps(lineage) and "video_url" not in json.dumps(lineage)
 
 
 @pytest.mark.skipif(not HAS_OPENLINEAGE, reason="the openlineage provider is not installed")
-def test_generation_lineage_returns_the_openlineage_datasets(simulator, run_dag):
-    dag_run = run_dag("wan_test_lineage", {"prompt": "a lighthouse at dawn", "audio_url": SIGNED_AUDIO})
+def test_generation_lineage_returns_the_openlineage_datasets(simulator, run_dag, s3_client, bucket):
+    audio = soundtrack_in_s3(s3_client, bucket)
+    dag_run = run_dag("wan_test_lineage", {"prompt": "a lighthouse at dawn", "audio_url": audio})
     dashscope_task_id = xcom(dag_run, "generate", "task_id")
     event = xcom(dag_run, "generate", "openlineage")
     [output] = event["outputs"]
@@ -98,6 +108,6 @@ def test_generation_lineage_returns_the_openlineage_datasets(simulator, run_dag)
         f"wan2.6-t2v/{dashscope_task_id}",
     )
     assert "a lighthouse at dawn" in output["facets"]["documentation"]["description"]
-    assert [(i["namespace"], i["name"]) for i in event["inputs"]] == [("https://media.example.com", "sound/track.wav")]
+    assert [(i["namespace"], i["name"]) for i in event["inputs"]] == [(f"s3://{bucket}", "sound/track.wav")]
     assert event["run_facets"]["externalQuery"]["externalQueryId"] == dashscope_task_id
     assert "Signature" not in json.dumps(event)

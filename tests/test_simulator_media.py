@@ -418,9 +418,14 @@ def test_a_submission_dashscope_refuses_is_400_naming_the_field_with_no_task(
 
 
 def test_a_404_input_fails_the_task_without_its_query_in_any_message_or_log(
-    wan_simulator: WanSimulator, web: Web, caplog: pytest.LogCaptureFixture
+    wan_simulator: WanSimulator, web: Web, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # Earlier tests may have quietened httpx's logger: hear it directly, whatever its state.
+    httpx_logger = logging.getLogger("httpx")
+    monkeypatch.setattr(httpx_logger, "disabled", False)
+    monkeypatch.setattr(httpx_logger, "propagate", True)
+    monkeypatch.setattr(httpx_logger, "level", logging.INFO)
     url = web.root + "/gone/cat.png"
     task_id = accepted(wan_simulator, "wan2.6-i2v", {"img_url": url + SIGNED})
     output = failed(wan_simulator, task_id, "InvalidParameter")
@@ -609,20 +614,21 @@ def test_fetching_can_be_turned_off(wan_simulator_factory: Factory) -> None:
     assert [r["status"] for r in sim.inputs(task_id) or []] == ["skipped"]
 
 
-def test_soundtracks_are_fetched_only_when_asked(wan_simulator_factory: Factory, web: Web) -> None:
+def test_soundtracks_are_fetched_by_default_and_can_be_skipped(wan_simulator_factory: Factory, web: Web) -> None:
     wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64)
     inputs = {"img_url": web.serve("/cat.png", image()), "audio_url": web.serve("/track", wav)}
-    sim = wan_simulator_factory()
-    quiet = accepted(sim, "wan2.6-i2v", inputs)
-    assert finished(sim, quiet)["output"]["task_status"] == "SUCCEEDED"
-    assert [r["status"] for r in sim.inputs(quiet) or []] == ["fetched", "skipped"]
-    assert web.hits["/track"] == 0
-    strict = wan_simulator_factory(fetch_audio=True)
+    strict = wan_simulator_factory()
     heard = accepted(strict, "wan2.6-i2v", inputs)
     assert finished(strict, heard)["output"]["task_status"] == "SUCCEEDED"
     assert [(r["role"], r["format"]) for r in strict.inputs(heard) or []] == [("first_frame", "png"), ("audio", "wav")]
     not_sound = accepted(strict, "wan2.6-i2v", {**inputs, "audio_url": inputs["img_url"]})
     failed(strict, not_sound, "InvalidParameter.DataInspection")
+    hits = web.hits["/track"]
+    quiet = wan_simulator_factory(fetch_audio=False)
+    skipped = accepted(quiet, "wan2.6-i2v", inputs)
+    assert finished(quiet, skipped)["output"]["task_status"] == "SUCCEEDED"
+    assert [r["status"] for r in quiet.inputs(skipped) or []] == ["fetched", "skipped"]
+    assert web.hits["/track"] == hits
 
 
 # helpers of the fetch -----------------------------------------------------------------------------

@@ -266,7 +266,7 @@ class SimulatorConfig(BaseModel):
     chunk_bytes: int = Field(default=MIB, ge=1024)
     faults: tuple[FaultSpec, ...] = ()
     fetch_inputs: bool = True
-    fetch_audio: bool = False
+    fetch_audio: bool = True
     fetch_timeout_seconds: float = Field(default=180.0, gt=0)
 
     @model_validator(mode="before")
