@@ -105,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="fetch and check image and video inputs as DashScope does (default on; --no-fetch-inputs: unread)",
     )
-    add("--fetch-audio", action="store_true", default=None, help="fetch and check soundtracks too (default off)")
+    add(
+        "--fetch-audio",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fetch and check soundtracks too (default on; --no-fetch-audio: taken unread)",
+    )
     add("--fetch-timeout", type=float, help="seconds one input may take to download (default 180)")
     add("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"])
     return parser

@@ -240,7 +240,7 @@ class SimulatorConfig(BaseModel):
     :param fetch_inputs: fetch every image and video input of a task as DashScope does, and fail the task on what
         it cannot read (on by default). Off: inputs are taken unread (any URL passes, tier-shape videos are 16:9).
     :param fetch_audio: fetch soundtracks (``audio_url``, wan2.7's ``driving_audio``) too and check their format and
-        size. Off by default: text-to-video DAGs pass soundtrack links the simulator could not reach.
+        size, as DashScope does (default on; off: taken unread).
     :param fetch_timeout_seconds: the time one input may take to download (DashScope's window is about 180 s);
         beyond, the task fails "Failed to download the media resource".
     """
