@@ -43,7 +43,7 @@ for folder in (TEST_DAGS, EXAMPLE_DAGS):
             (_DAGS / data_file.name).symlink_to(data_file)
 
 #: The simulator's own fixtures (wan_simulator, wan_simulator_factory, ...), as a DAG author would use them.
-pytest_plugins = ["airflow_provider_wan.simulator.pytest_plugin"]
+pytest_plugins = ["airflow_provider_wan.simulator.pytest_plugin", "tests.media_fixtures"]
 
 TEST_API_KEY = "sk-test-0123456789abcdef"
 AWS_CONN_ID = "aws_default"

@@ -52,6 +52,7 @@ from airflow_provider_wan.protocol import (
 )
 from airflow_provider_wan.settings import WanConnectionSettings, region_of_host, workspace_base_url
 from tests.conftest import TEST_API_KEY, task_states, xcom
+from tests.media_fixtures import silent_wav
 
 PROMPT = "a paper boat on a rainy street"
 WORKSPACE = "llm-frankfurt01"
@@ -598,7 +599,7 @@ def test_wan27_dag_in_both_orientations(simulator, run_dag, ratio, size):
 
 def test_presigned_audio_url_without_an_extension_end_to_end(simulator, run_dag, s3_client, bucket):
     # A real presigned link to a key without an extension: DashScope (the simulator) downloads it and reads a WAV.
-    s3_client.put_object(Bucket=bucket, Key="soundtracks/take-7", Body=_silent_wav(5))
+    s3_client.put_object(Bucket=bucket, Key="soundtracks/take-7", Body=silent_wav(5))
     link = s3_client.generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": "soundtracks/take-7"}, ExpiresIn=3600
     )
@@ -611,19 +612,6 @@ def test_presigned_audio_url_without_an_extension_end_to_end(simulator, run_dag,
     [soundtrack] = task["inputs"]
     assert (soundtrack["name"], soundtrack["status"], soundtrack["format"]) == ("input.audio_url", "fetched", "wav")
     assert "Signature=" not in json.dumps(result)
-
-
-def _silent_wav(seconds: int, rate: int = 8000) -> bytes:
-    import io
-    import wave
-
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(b"\x00\x00" * rate * seconds)
-    return out.getvalue()
 
 
 def test_a_frankfurt_workspace_connection_end_to_end(simulator, run_dag, monkeypatch):

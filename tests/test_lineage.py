@@ -76,9 +76,9 @@ def test_a_task_id_the_operator_knows_needs_no_xcom():
 
 def soundtrack_in_s3(s3_client, bucket) -> str:
     """A real soundtrack in the local S3: the operator presigns it, DashScope (the simulator) downloads it."""
-    from tests.test_current_api import _silent_wav
+    from tests.media_fixtures import silent_wav
 
-    s3_client.put_object(Bucket=bucket, Key="sound/track.wav", Body=_silent_wav(3))
+    s3_client.put_object(Bucket=bucket, Key="sound/track.wav", Body=silent_wav(3))
     return f"s3://{bucket}/sound/track.wav"
 
 

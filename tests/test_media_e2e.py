@@ -7,70 +7,14 @@ fields.
 
 from __future__ import annotations
 
-import io
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from tests.conftest import asset_events, task_states, xcom, xcoms
+from tests.media_fixtures import clip, image
 from tests.test_fault_matrix import billed, stored_values
 from tests.test_operator import try_numbers
-
-
-def image(fmt: str = "PNG", size: tuple[int, int] = (1000, 720), mode: str = "RGB") -> bytes:
-    out = io.BytesIO()
-    Image.new(mode, size, (30, 140, 90, 255) if mode == "RGBA" else (30, 140, 90)).save(out, fmt)
-    return out.getvalue()
-
-
-def clip() -> bytes:
-    """A real MP4 of 3 s, as a reference clip."""
-    from airflow_provider_wan.simulator.video import VideoShape, rendered_video
-
-    return rendered_video(VideoShape(480, 480, 3, audio=True))
-
-
-class _Web:
-    """A loopback web server: path -> (status, body) answers, counting the requests per path."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Callable[[int], tuple[int, bytes]]] = {}
-        self.hits: dict[str, int] = {}
-        web = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                path = self.path.split("?")[0]
-                web.hits[path] = web.hits.get(path, 0) + 1
-                route = web.routes.get(path)
-                status, body = route(web.hits[path]) if route else (404, b"<html>not found</html>")
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def serve(self, path: str, body: bytes, then: int | None = None) -> str:
-        """Serve ``body`` at ``path`` (from the second request on with status ``then``, if given)."""
-        self.routes[path] = lambda hit: (then, b"gone") if then and hit > 1 else (200, body)
-        return self.url + path
-
-
-@pytest.fixture(scope="module")
-def web() -> Iterator[_Web]:
-    server = _Web()
-    yield server
-    server.server.shutdown()
 
 
 def put(s3_client: Any, bucket: str, key: str, body: bytes) -> str:
@@ -187,7 +131,7 @@ def test_a_bad_s3_input_fails_before_any_request_without_retry(
 
 
 def test_a_link_that_answers_404_fails_before_any_request(simulator, run_dag, capfd, web):
-    url = web.url + "/shots/missing.png?token=secret-token-1"
+    url = web.root + "/shots/missing.png?token=secret-token-1"
     dag_run, logs = run(run_dag, capfd, "wan_test_i2v_sync", img_url=url)
     assert task_states(dag_run) == {"generate": "failed"} and try_numbers(dag_run, "generate") == [1]
     assert "answers HTTP 404, so DashScope could not download it either" in logs

@@ -5,23 +5,19 @@ moto's S3), with the task failures a bad input causes.
 
 from __future__ import annotations
 
-import io
 import logging
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
-from airflow_provider_wan.simulator import ManualClock, VideoShape, WanSimulator, rendered_video
+from airflow_provider_wan.simulator import ManualClock, WanSimulator
 from airflow_provider_wan.simulator.fetch import mp4_seconds, nearest_size
 from tests.conftest import free_port
+from tests.media_fixtures import Web, clip, image
 from tests.test_simulator import HEADERS, KEY, SUBMIT, assert_error, poll
 from tests.test_simulator_video import probe
 
@@ -30,89 +26,6 @@ IMAGE2VIDEO = "/services/aigc/image2video/video-synthesis"
 SIGNED = "?X-Amz-Credential=AKIA&X-Amz-Signature=SECRETSIG"
 OSS_HEADERS = {**HEADERS, "X-DashScope-OssResourceResolve": "enable"}
 DATA_INSPECTION = "The media format is not supported or incorrect for the data inspection."
-
-
-# media --------------------------------------------------------------------------------------------
-
-
-def image(fmt: str = "PNG", size: tuple[int, int] = (1280, 720), mode: str = "RGB") -> bytes:
-    """An image made by Pillow."""
-    out = io.BytesIO()
-    Image.new(mode, size, (40, 90, 160, 255) if mode == "RGBA" else (40, 90, 160)).save(out, fmt)
-    return out.getvalue()
-
-
-def clip(seconds: int = 3) -> bytes:
-    """A real MP4 of ``seconds``, as a reference video."""
-    return rendered_video(VideoShape(480, 480, seconds, audio=False))
-
-
-# a loopback web server ----------------------------------------------------------------------------
-
-
-@dataclass
-class Route:
-    status: int = 200
-    body: bytes = b""
-    delay: float = 0.0
-    location: str | None = None
-
-
-class Web:
-    """Serves files on loopback and counts the requests per path (the query is ignored, as by S3)."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Route] = {}
-        self.hits: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        web = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                path = self.path.split("?")[0]
-                with web._lock:
-                    web.hits[path] += 1
-                route = web.routes.get(path, Route(404, b"<html>not found</html>"))
-                time.sleep(route.delay)
-                try:
-                    self.send_response(route.status)
-                    if route.location:
-                        self.send_header("Location", route.location)
-                    self.send_header("Content-Length", str(len(route.body)))
-                    self.end_headers()
-                    self.wfile.write(route.body)
-                except OSError:
-                    pass  # the client gave up (a fetch timeout)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.root = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def serve(self, path: str, body: bytes = b"", **route: Any) -> str:
-        """Serve ``body`` at ``path``; returns its URL."""
-        self.routes[path] = Route(body=body, **route)
-        return self.root + path
-
-    def reset(self) -> None:
-        self.routes.clear()
-        self.hits.clear()
-
-
-@pytest.fixture(scope="module")
-def _web_server() -> Iterator[Web]:
-    web = Web()
-    yield web
-    web.server.shutdown()
-
-
-@pytest.fixture
-def web(_web_server: Web) -> Web:
-    """The loopback web server, emptied."""
-    _web_server.reset()
-    return _web_server
 
 
 # helpers ------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -95,10 +96,33 @@ def recorded(s3_client: Any, bucket: str, key: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in s3_client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
 
 
-def composite_sha256(data_parts: list[bytes]) -> str:
-    """S3's composite checksum of a multipart upload: SHA-256 of the parts' SHA-256 digests (base64)."""
-    digests = b"".join(hashlib.sha256(part).digest() for part in data_parts)
-    return base64.b64encode(hashlib.sha256(digests).digest()).decode()
+def _raw_checksum(algorithm: str, data: bytes) -> bytes:
+    if algorithm == "SHA256":
+        return hashlib.sha256(data).digest()
+    if algorithm == "CRC32":
+        return zlib.crc32(data).to_bytes(4, "big")
+    from awscrt.checksums import crc64nvme
+
+    return int(crc64nvme(data)).to_bytes(8, "big")
+
+
+def composite(algorithm: str, data_parts: list[bytes]) -> str:
+    """S3's composite checksum of a multipart upload: the checksum of the parts' checksums (base64)."""
+    digests = b"".join(_raw_checksum(algorithm, part) for part in data_parts)
+    return base64.b64encode(_raw_checksum(algorithm, digests)).decode()
+
+
+def full_object(algorithm: str, data: bytes) -> str:
+    """S3's full-object checksum (base64)."""
+    return base64.b64encode(_raw_checksum(algorithm, data)).decode()
+
+
+def has_awscrt() -> bool:
+    try:
+        import awscrt.checksums  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def transfer(task_id: str | None, bucket: str, **kwargs: Any) -> WanVideoToS3Operator:
@@ -113,13 +137,16 @@ class _S3Proxy(ThreadingHTTPServer):
     daemon_threads = True
     upstream: str
     fail_part: int | None = None
-    reject_sha256 = False
+    reject_checksums: frozenset[str] = frozenset()  # algorithms answered with 400 InvalidArgument
+    reject_multipart_only = False  # refuse them only on CreateMultipartUpload, UploadPart, CompleteMultipartUpload
     rewrite: Callable[[bytes], bytes] | None = None  # applied to every response body from moto
+    rewrite_headers: Callable[[str, str, str], str] | None = None  # (method, name, value) -> value, from moto
     requests: list[str]
+    headers: list[tuple[str, dict[str, str]]]  # every request: ("METHOD path", its lower-cased headers)
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
-    """Forwards S3 requests to moto; fails UploadPart N with a 500, or refuses SHA-256 checksums with a 400."""
+    """Forwards S3 requests to moto; fails UploadPart N with a 500, or refuses checksums of some algorithms."""
 
     protocol_version = "HTTP/1.1"
     server: _S3Proxy
@@ -153,16 +180,21 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         server = self.server
         query = parse_qs(urlsplit(self.path).query)
         server.requests.append(f"{self.command} {self.path}")
+        headers_in = {k.lower(): v for k, v in self.headers.items()}
+        server.headers.append((f"{self.command} {self.path}", headers_in))
         if (
             server.fail_part is not None
             and self.command == "PUT"
             and query.get("partNumber") == [str(server.fail_part)]
         ):
             return self._error(500, "InternalError")
-        if server.reject_sha256 and (
-            self.headers.get("x-amz-checksum-algorithm", "").upper() == "SHA256"
-            or "x-amz-checksum-sha256" in self.headers
-        ):
+        asked = {
+            headers_in.get("x-amz-checksum-algorithm", "").upper(),
+            headers_in.get("x-amz-sdk-checksum-algorithm", "").upper(),
+            *(name[len("x-amz-checksum-") :].upper() for name in headers_in if name.startswith("x-amz-checksum-")),
+        }
+        multipart = bool({"uploads", "uploadId"} & set(parse_qs(urlsplit(self.path).query, keep_blank_values=True)))
+        if asked & server.reject_checksums and (multipart or not server.reject_multipart_only):
             return self._error(400, "InvalidArgument")
         skip = {"host", "connection", "expect", "transfer-encoding", "content-length", "keep-alive"}
         headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
@@ -178,6 +210,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             for name, value in response.getheaders():
                 if name.lower() in ("transfer-encoding", "connection", "content-length", "date", "server"):
                     continue
+                if server.rewrite_headers is not None:
+                    value = server.rewrite_headers(self.command, name.lower(), value)
                 self.send_header(name, value)
             length = response.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
             self.send_header("Content-Length", length or "0")
@@ -195,7 +229,7 @@ def s3_proxy(s3_server: str) -> Iterator[_S3Proxy]:
     """A proxy in front of moto, reachable through the ``aws_flaky`` connection (no client retries)."""
     proxy = _S3Proxy(("127.0.0.1", 0), _ProxyHandler)
     proxy.upstream = urlsplit(s3_server).netloc
-    proxy.requests = []
+    proxy.requests, proxy.headers = [], []
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
     os.environ["AIRFLOW_CONN_AWS_FLAKY"] = json.dumps(
@@ -342,10 +376,26 @@ def test_happy_path_checksum_metadata_manifest_and_asset_event(simulator, s3_cli
     assert open_uploads(s3_client, bucket) == []
 
 
-def test_large_video_goes_multipart_with_verified_parts(simulator, s3_client, bucket):
+@pytest.mark.parametrize(
+    "checksum",
+    [
+        True,
+        "SHA256",
+        pytest.param(
+            "CRC64NVME", marks=pytest.mark.skipif(not has_awscrt(), reason="CRC64NVME needs awscrt (boto3[crt])")
+        ),
+    ],
+    ids=["default-crc32", "sha256", "crc64nvme"],
+)
+def test_large_video_goes_multipart_with_verified_parts(simulator, s3_client, bucket, s3_proxy, checksum):
+    algorithm = "CRC32" if checksum is True else checksum
     size = 18 * MIB + 12345
     task_id = submit(marker=f"{FAST} video_bytes={size}")
-    _, ti, _ = run_op(transfer(task_id, bucket, chunk_size=5 * MIB, write_manifest=False))
+    _, ti, _ = run_op(
+        transfer(
+            task_id, bucket, chunk_size=5 * MIB, write_manifest=False, aws_conn_id="aws_flaky", s3_checksum=checksum
+        )
+    )
 
     key = f"videos/{task_id}.mp4"
     expected = synthetic_video_sha256(size)
@@ -355,9 +405,20 @@ def test_large_video_goes_multipart_with_verified_parts(simulator, s3_client, bu
     for piece in s3_client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(5 * MIB):
         digest.update(piece)
         parts.append(piece)
-    assert digest.hexdigest() == expected
-    # S3 verified a SHA-256 of every part: its composite checksum is the one of the downloaded bytes' parts
-    assert head["ChecksumSHA256"].split("-")[0] == composite_sha256(parts) and len(parts) == 4
+    assert digest.hexdigest() == expected and len(parts) == 4
+    # Every part went with its checksum for S3 to verify; the completion with the size S3 checks the object against.
+    uploads = [h for r, h in s3_proxy.headers if r.startswith("PUT") and "partNumber=" in r]
+    assert len(uploads) == 4 and all(f"x-amz-checksum-{algorithm.lower()}" in h for h in uploads)
+    [complete] = [h for r, h in s3_proxy.headers if r.startswith("POST") and "uploadId=" in r]
+    assert complete["x-amz-mp-object-size"] == str(size)
+    if algorithm == "CRC64NVME":
+        # S3 checked the whole object against the CRC64NVME the reader computed of every byte it read
+        assert complete["x-amz-checksum-crc64nvme"] == full_object("CRC64NVME", b"".join(parts))
+        assert head["ChecksumCRC64NVME"] == complete["x-amz-checksum-crc64nvme"]
+        assert head["ChecksumType"] == "FULL_OBJECT"
+    else:
+        # S3's composite checksum is the one of the downloaded bytes' parts
+        assert head[f"Checksum{algorithm}"].split("-")[0] == composite(algorithm, parts)
     assert ti.xcoms["sha256"] == expected and ti.xcoms["size_bytes"] == size
     assert "manifest_uri" not in ti.xcoms and keys(s3_client, bucket) == [key]
     assert open_uploads(s3_client, bucket) == []
@@ -478,15 +539,47 @@ def test_s3_failure_mid_upload_aborts_and_leaves_nothing(simulator, s3_client, b
     assert open_uploads(s3_client, bucket) == []
 
 
-def test_store_without_sha256_checksums_still_works(simulator, s3_client, bucket, s3_proxy):
-    s3_proxy.reject_sha256 = True
+@pytest.mark.parametrize(
+    ("checksum", "refused", "calculation"),
+    [(True, {"CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"}, "when_required"), ("SHA256", {"SHA256"}, None)],
+    ids=["refuses-every-checksum", "refuses-sha256"],
+)
+def test_store_refusing_the_checksum_still_works(
+    simulator, s3_client, bucket, s3_proxy, monkeypatch, checksum, refused, calculation
+):
+    # A store that refuses flexible checksums on multipart uploads works with boto3 only when its connection says so
+    # (request_checksum_calculation="when_required"); the transfer asks for one, is refused, and goes without.
+    s3_proxy.reject_checksums = frozenset(refused)
+    if calculation:
+        s3_proxy.reject_multipart_only = True
+        conn = json.loads(os.environ["AIRFLOW_CONN_AWS_FLAKY"])
+        conn["extra"]["config_kwargs"]["request_checksum_calculation"] = calculation
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_FLAKY", json.dumps(conn))
     size = 11 * MIB
     task_id = submit(marker=f"{FAST} video_bytes={size}")
-    _, ti, _ = run_op(transfer(task_id, bucket, aws_conn_id="aws_flaky", chunk_size=5 * MIB))
+    _, ti, _ = run_op(transfer(task_id, bucket, aws_conn_id="aws_flaky", chunk_size=5 * MIB, s3_checksum=checksum))
+    assert simulator.counters()["video_requests"] == 2  # refused, then downloaded again and sent without
+    assert any(r.startswith("POST") and r.endswith("?uploads") for r in s3_proxy.requests)
     head = s3_client.head_object(Bucket=bucket, Key=f"videos/{task_id}.mp4")
     assert head["ContentLength"] == size
     assert recorded(s3_client, bucket, f"videos/{task_id}.mp4")["wan-sha256"] == synthetic_video_sha256(size)
     assert synthetic_video_sha256(size) == ti.xcoms["sha256"]
+    assert open_uploads(s3_client, bucket) == []
+
+
+@pytest.mark.skipif(not has_awscrt(), reason="CRC64NVME needs awscrt (boto3[crt])")
+def test_store_holding_other_bytes_than_were_read_keeps_no_object(simulator, s3_client, bucket, s3_proxy):
+    # A store that does not check the full-object checksum at completion, and then reports another one.
+    s3_proxy.rewrite_headers = lambda method, name, value: (
+        "AAAAAAAAAAA=" if method == "HEAD" and name == "x-amz-checksum-crc64nvme" else value
+    )
+    task_id = submit(marker=f"{FAST} video_bytes={12 * MIB}")
+    with pytest.raises(
+        AirflowException, match="store holds other bytes than were read; the object was deleted"
+    ) as info:
+        run_op(transfer(task_id, bucket, aws_conn_id="aws_flaky", chunk_size=5 * MIB, s3_checksum="CRC64NVME"))
+    assert not isinstance(info.value, AirflowFailException)  # a retry uploads it again
+    assert keys(s3_client, bucket) == [] and open_uploads(s3_client, bucket) == []
 
 
 def test_failed_attempt_leaves_the_existing_object_untouched(simulator, s3_client, bucket):
