@@ -1,4 +1,7 @@
-"""Apache Airflow provider for Alibaba Cloud Wan text-to-video (DashScope / Model Studio)."""
+"""
+Apache Airflow provider for Alibaba Cloud Wan video generation: text-, image-, keyframe- and reference-to-video
+(DashScope / Model Studio).
+"""
 
 from __future__ import annotations
 

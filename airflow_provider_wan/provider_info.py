@@ -27,8 +27,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-wan",
         "name": "Alibaba Cloud Wan (DashScope)",
-        "description": "Generate videos with Alibaba Cloud's Wan text-to-video models (DashScope / Model Studio) "
-        "and land them in S3.",
+        "description": "Generate videos with Alibaba Cloud's Wan models from text, images, keyframes or references "
+        "(DashScope / Model Studio) and land them in S3.",
         "versions": [__version__],
         "integrations": [
             {
