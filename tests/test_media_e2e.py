@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_wan._compat import AIRFLOW_V_3_3_PLUS
 from tests.conftest import asset_events, task_states, xcom, xcoms
 from tests.media_fixtures import clip, image
 from tests.test_fault_matrix import billed, stored_values
@@ -172,4 +173,18 @@ def test_the_product_images_example_end_to_end(simulator, run_dag, capfd, s3_cli
     assert simulator.counters()["tasks_created"] == 2 and billed(simulator) == 2
     uris = xcoms(dag_run, "save_to_s3")
     assert sorted(e[3]["s3_uri"] for e in asset_events(f"s3://{bucket}/wan")) == sorted(uris)
+    assert_no_signatures(dag_run, logs)
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="reconnecting needs task_state_store (Airflow 3.3)")
+def test_a_retry_reconnects_without_presigning_or_submitting_again(simulator, run_dag, capfd, s3_client, bucket):
+    uri = put(s3_client, bucket, "products/lamp.png", image("PNG", (1280, 720)))
+    dag_run, logs = run(run_dag, capfd, "wan_test_i2v_reconnect", img_url=uri)
+    assert task_states(dag_run) == {"generate": "success"}
+    assert try_numbers(dag_run, "generate") == [1, 2]
+    assert simulator.counters()["submissions"] == 1 and billed(simulator) == 1
+    [task] = simulator.tasks()
+    [seen] = fetched(simulator, task["task_id"])
+    assert seen["fetches"] == 1  # DashScope read the image once; try 2 only waited for the same task
+    assert logs.count(f"Presigned {uri}") == 1
     assert_no_signatures(dag_run, logs)

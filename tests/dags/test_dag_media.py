@@ -91,3 +91,22 @@ with DAG(
         poll_interval=0.2,
     )
     WanVideoToS3Operator(task_id="transfer", generation=r2v.output, s3_bucket="{{ dag_run.conf['bucket'] }}")
+
+with DAG(
+    dag_id="wan_test_i2v_reconnect",
+    schedule=None,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    tags=["wan", "test"],
+) as i2v_reconnect_dag:
+    # Try 1 times out while DashScope is still RUNNING (a RUNNING task cannot be canceled); try 2 reconnects.
+    WanImageToVideoOperator(
+        task_id="generate",
+        img_url="{{ dag_run.conf['img_url'] }}",
+        prompt="the product turns slowly [[sim: pending=0.2 running=3]]",
+        resolution="720P",
+        timeout=2.0,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+        poll_interval=0.2,
+    )
