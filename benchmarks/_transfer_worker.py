@@ -4,11 +4,15 @@ One video transfer in a fresh process, measured: wall time, CPU time and peak RS
 ``python benchmarks/_transfer_worker.py MODE TASK_ID BUCKET KEY`` prints one ``RESULT {json}`` line. Modes:
 
 * ``ours``: :class:`WanVideoToS3Operator` with its defaults (checking reader into boto3's managed upload through
-  ``S3Hook``, SHA-256 checksums, sha256 tag, manifest), timed around ``execute``.
+  ``S3Hook``, CRC32 part checksums, the video's SHA-256 computed in a thread beside the upload, sha256 tag,
+  manifest), timed around ``execute``.
 * ``fileobj``: the lower bound for a stream: boto3's ``upload_fileobj`` (``S3Hook``'s client and its default
-  ``TransferConfig``) fed from an ``httpx`` stream of the same link, nothing checked, nothing recorded.
-* ``fileobj_sha256``: the same with ``ChecksumAlgorithm=SHA256``, the S3 integrity check the operator asks for
-  (``fileobj`` gets botocore's default, CRC32).
+  ``TransferConfig``) fed from an ``httpx`` stream of the same link, nothing checked, nothing recorded; botocore's
+  default checksum (CRC32 per part), the same S3 check the operator asks for by default.
+* ``fileobj_sha256``: the same with ``ChecksumAlgorithm=SHA256`` (what the operator sends with
+  ``s3_checksum="SHA256"``).
+* ``fileobj_crc64nvme``: the same with a full-object CRC64NVME (``s3_checksum="CRC64NVME"``; needs awscrt). Not in
+  the default run of ``transfer.py``.
 * ``file``: ``upload_file`` of the same bytes from a local file (downloaded before the clock starts): no download
   at all, and boto3 reads parts in parallel from disk.
 * ``baseline``: the amazon provider's approach: the body read whole into memory (``response.content``), then
@@ -16,7 +20,9 @@ One video transfer in a fresh process, measured: wall time, CPU time and peak RS
   calls written out.
 
 Every mode but ``file`` reads the task for a fresh signed link inside its timing, as the operator does, and every
-mode builds its S3 client inside its timing.
+mode builds its S3 client inside its timing. Every result says which boto3 transfer manager the mode's
+``TransferConfig`` resolves to (``classic``, or ``crt`` where awscrt is installed and boto3 picks its CRT client) and
+which awscrt is installed, so a comparison can be seen to run on the same client.
 """
 
 from __future__ import annotations
@@ -66,19 +72,40 @@ def _measured(started: float, before: int, cpu: float, **extra: Any) -> dict[str
     }
 
 
+def transfer_manager(config: Any) -> str:
+    """Which boto3 transfer manager ``config`` resolves to here: ``classic`` or ``crt``."""
+    try:
+        from boto3.s3.transfer import _should_use_crt
+    except ImportError:  # a boto3 without the CRT transfer client
+        return "classic"
+    return "crt" if _should_use_crt(config) else "classic"
+
+
+def awscrt_version() -> str | None:
+    try:
+        import awscrt
+    except ImportError:
+        return None
+    return str(awscrt.__version__)
+
+
 def run_ours(task_id: str, bucket: str, key: str) -> dict[str, Any]:
     import os
 
     from airflow_provider_wan.transfers.wan_to_s3 import WanVideoToS3Operator
 
-    options = (
-        {"max_in_flight": int(os.environ["WAN_BENCH_MAX_IN_FLIGHT"])} if "WAN_BENCH_MAX_IN_FLIGHT" in os.environ else {}
-    )
+    options: dict[str, Any] = {}
+    if "WAN_BENCH_MAX_IN_FLIGHT" in os.environ:
+        options["max_in_flight"] = int(os.environ["WAN_BENCH_MAX_IN_FLIGHT"])
+    if "WAN_BENCH_S3_CHECKSUM" in os.environ:  # e.g. SHA256 or CRC64NVME, to measure what each checksum costs
+        options["s3_checksum"] = os.environ["WAN_BENCH_S3_CHECKSUM"]
     op = WanVideoToS3Operator(task_id="transfer", dashscope_task_id=task_id, s3_bucket=bucket, s3_key=key, **options)
     context = _context()
     before, cpu, started = peak_rss_kib(), cpu_seconds(), time.perf_counter()
     uri = op.execute(context)  # type: ignore[arg-type]
-    return _measured(started, before, cpu, uri=uri)
+    result = _measured(started, before, cpu, uri=uri)
+    result["transfer_manager"] = transfer_manager(op._s3_hook().transfer_config)
+    return result
 
 
 class _StreamReader:
@@ -120,11 +147,17 @@ def run_fileobj(task_id: str, bucket: str, key: str, extra: dict[str, Any] | Non
         s3.get_conn().upload_fileobj(
             _StreamReader(response.iter_raw(1024 * 1024)), bucket, key, ExtraArgs=extra, Config=s3.transfer_config
         )
-    return _measured(started, before, cpu, uri=f"s3://{bucket}/{key}")
+    result = _measured(started, before, cpu, uri=f"s3://{bucket}/{key}")
+    result["transfer_manager"] = transfer_manager(s3.transfer_config)
+    return result
 
 
 def run_fileobj_sha256(task_id: str, bucket: str, key: str) -> dict[str, Any]:
     return run_fileobj(task_id, bucket, key, {"ChecksumAlgorithm": "SHA256"})
+
+
+def run_fileobj_crc64nvme(task_id: str, bucket: str, key: str) -> dict[str, Any]:
+    return run_fileobj(task_id, bucket, key, {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJECT"})
 
 
 def run_file(task_id: str, bucket: str, key: str) -> dict[str, Any]:
@@ -147,7 +180,9 @@ def run_file(task_id: str, bucket: str, key: str) -> dict[str, Any]:
         before, cpu, started = peak_rss_kib(), cpu_seconds(), time.perf_counter()
         s3 = S3Hook(aws_conn_id="aws_default")
         s3.get_conn().upload_file(local.name, bucket, key, Config=s3.transfer_config)
-        return _measured(started, before, cpu, uri=f"s3://{bucket}/{key}")
+        result = _measured(started, before, cpu, uri=f"s3://{bucket}/{key}")
+        result["transfer_manager"] = transfer_manager(s3.transfer_config)
+        return result
 
 
 def run_baseline(task_id: str, bucket: str, key: str) -> dict[str, Any]:
@@ -195,6 +230,7 @@ def run_baseline(task_id: str, bucket: str, key: str) -> dict[str, Any]:
         "before_kib": before,
         "peak_kib": peak_rss_kib(),
         "implementation": implementation,
+        "transfer_manager": transfer_manager(S3Hook(aws_conn_id="aws_default").transfer_config),
     }
 
 
@@ -213,10 +249,12 @@ def main() -> None:
         "ours": run_ours,
         "fileobj": run_fileobj,
         "fileobj_sha256": run_fileobj_sha256,
+        "fileobj_crc64nvme": run_fileobj_crc64nvme,
         "file": run_file,
         "baseline": run_baseline,
     }
     result = runners[mode](task_id, bucket, key)
+    result["awscrt"] = awscrt_version()
     print("RESULT " + json.dumps(result), flush=True)
 
 

@@ -2,9 +2,10 @@
 Benchmark 1: a generated video from the simulator into S3 (moto): the operator against the bare boto3 transfers.
 
 Modes (see ``_transfer_worker.py``): ``ours`` (``WanVideoToS3Operator``), ``fileobj`` (``upload_fileobj`` fed from an
-``httpx`` stream of the same link: the lower bound for a streamed transfer; ``fileobj_sha256`` the same with
-S3 SHA-256 checksums, as the operator uses), ``file`` (``upload_file`` of the same
-bytes already on local disk) and ``baseline`` (the amazon provider's whole-body ``HttpToS3Operator``).
+``httpx`` stream of the same link: the lower bound for a streamed transfer, with botocore's default CRC32 part
+checksums, the check the operator asks S3 for by default; ``fileobj_sha256`` the same with SHA-256 part checksums,
+as ``s3_checksum="SHA256"`` sends), ``file`` (``upload_file`` of the same bytes already on local disk) and
+``baseline`` (the amazon provider's whole-body ``HttpToS3Operator``).
 
 Servers: the simulator (serves a synthetic MP4 of the requested size) and moto S3, each in its own process. moto
 is told to keep every object in memory (``MOTO_S3_DEFAULT_KEY_BUFFER_SIZE``; by default it spools anything above
@@ -75,8 +76,9 @@ def _summary(runs: list[dict[str, Any]], size: int) -> dict[str, Any]:
         "rss_growth_mib": statistics.median((r["peak_kib"] - r["before_kib"]) / 1024 for r in runs),
         "cpu_s": statistics.median(r["cpu_s"] for r in runs),
     }
-    if runs[0].get("implementation"):
-        summary["implementation"] = runs[0]["implementation"]
+    for name in ("implementation", "transfer_manager", "awscrt"):
+        if name in runs[0]:
+            summary[name] = runs[0][name]
     return summary
 
 
@@ -165,6 +167,12 @@ def table(results: dict[str, Any]) -> str:
     growth = results.get("1024MiB", {}).get("ours_peak_rss_growth_from_16MiB_mib")
     if growth is not None:
         lines += ["", f"Peak RSS of the operator, 1 GiB minus 16 MiB: {growth:.1f} MiB"]
+    managers = sorted({f"{m}: {row[m].get('transfer_manager', '?')}" for row in results.values() for m in MODES})
+    crt = {row[m].get("awscrt") for row in results.values() for m in MODES}
+    lines += [
+        "",
+        f"boto3 transfer manager per mode: {', '.join(managers)}; awscrt: {', '.join(str(v) for v in crt)}",
+    ]
     return "\n".join(lines)
 
 

@@ -1,20 +1,21 @@
 """
-Streaming download of a signed video link: URL safety rules, manual redirects, size and format guards, sha256.
+Streaming download of a signed video link: URL safety rules, manual redirects, size and format guards, the reader
+boto3 pulls parts from.
 
-Nothing here holds more than one read chunk of the body; nothing here logs or raises the link's query string.
+The download holds one piece of the body at a time and the reader one part; nothing here logs or raises the link's
+query string.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
@@ -28,11 +29,10 @@ from airflow_provider_wan.exceptions import (
     WanVideoURLRefusedError,
 )
 from airflow_provider_wan.settings import is_loopback
+from airflow_provider_wan.transfers._digest import StreamDigest
 
 #: Redirects followed at most (each target is checked before it is requested).
 MAX_REDIRECTS = 5
-#: Bytes read from the socket at a time.
-READ_CHUNK = 1024 * 1024
 _REDIRECTS = (301, 302, 303, 307, 308)
 #: Content types that are certainly not a video: refused before a byte of the body is read.
 _NOT_VIDEO_TYPES = ("text/", "application/json", "application/xml", "application/problem")
@@ -258,12 +258,6 @@ class DownloadStats:
     redirects: int = 0
     final_url: str = ""
     content_type: str | None = None
-    sha256: Any = field(default_factory=hashlib.sha256)
-
-    @property
-    def hexdigest(self) -> str:
-        """The sha256 of the bytes received, as hex."""
-        return str(self.sha256.hexdigest())
 
 
 class VideoDownload:
@@ -411,33 +405,37 @@ class VideoDownload:
                     f"{self.max_bytes}; nothing was downloaded"
                 )
 
-    def chunks(self, size: int = READ_CHUNK) -> Iterator[bytes]:
+    def chunks(self) -> Iterator[bytes]:
         """
-        The body, piece by piece, hashed and counted; the MP4 signature is checked before the first piece.
+        The body, piece by piece as it comes off the connection, counted; the MP4 signature is checked before the
+        first piece.
 
-        :param size: bytes per piece.
+        The pieces are httpx's own (``iter_raw()`` without a size: whatever one read of the socket returned, up to
+        64 KiB), so no byte is copied here; :class:`VideoReader` joins them into parts.
+
         :raises WanVideoContentError: the body does not start with an MP4 ``ftyp`` box.
         :raises WanVideoTooLargeError: more than ``max_bytes`` arrived.
         :raises WanVideoDownloadError: the connection failed or the body ended before Content-Length.
         """
         if self._response is None:
             raise RuntimeError("open() first")
-        response, stats = self._response, self.stats
+        response, stats, max_bytes = self._response, self.stats, self.max_bytes
         head = b""  # the first bytes, held back until the MP4 signature can be checked
         checked = False
-        for piece in self._read(response, size):
+        received = 0
+        for piece in self._read(response):
             if not checked:
                 head += piece
                 if len(head) < 12:
                     continue
                 check_mp4(head, stats.final_url)
                 piece, head, checked = head, b"", True
-            stats.received += len(piece)
-            if self.max_bytes is not None and stats.received > self.max_bytes:
+            received += len(piece)
+            stats.received = received
+            if max_bytes is not None and received > max_bytes:
                 raise WanVideoTooLargeError(
-                    f"the video at {stats.final_url} is larger than max_bytes={self.max_bytes}; stopped reading"
+                    f"the video at {stats.final_url} is larger than max_bytes={max_bytes}; stopped reading"
                 )
-            stats.sha256.update(piece)
             yield piece
         if not checked:  # fewer than 12 bytes in all
             check_mp4(head, stats.final_url)
@@ -446,9 +444,9 @@ class VideoDownload:
                 f"the download of {stats.final_url} ended after {stats.received} of {stats.content_length} bytes"
             )
 
-    def _read(self, response: httpx.Response, size: int) -> Iterable[bytes]:
+    def _read(self, response: httpx.Response) -> Iterable[bytes]:
         try:
-            yield from response.iter_raw(size)
+            yield from response.iter_raw()
         except httpx.HTTPError as err:
             raise WanVideoDownloadError(
                 f"the download of {self.stats.final_url} failed after {response.num_bytes_downloaded} of "
@@ -466,21 +464,33 @@ class VideoReader:
     signature in the first read, ``max_bytes`` while counting, Content-Length in the read that meets the end), so a
     failed check raises inside boto3's upload, which aborts the multipart upload before it can be completed.
 
+    Each byte is copied once on its way from the socket to boto3: the pieces httpx read are joined into the part
+    ``read`` returns (only the piece that straddles two parts is cut). Every part returned is handed, by reference,
+    to :attr:`digest`, which hashes it in a thread of its own while the next part downloads.
+
     :param download: an opened :class:`VideoDownload`.
-    :param piece_size: bytes asked of the socket at a time.
+    :param digest: where the parts returned go to be hashed (default: SHA-256 in a thread).
     """
 
-    def __init__(self, download: VideoDownload, piece_size: int = READ_CHUNK) -> None:
-        self._pieces = download.chunks(piece_size)
-        self._held: list[bytes] = []
+    def __init__(self, download: VideoDownload, digest: StreamDigest | None = None) -> None:
+        self._pieces = download.chunks()
+        self._held: deque[bytes] = deque()  # pieces read from the download and not yet returned
         self._held_bytes = 0
         self._eof = False
         self._stop: BaseException | None = None
+        self.digest = digest if digest is not None else StreamDigest()
+        #: Bytes returned by :meth:`read` (all of them given to :attr:`digest`).
+        self.returned = 0
 
     @property
     def at_end(self) -> bool:
         """Whether the whole body was read and checked (what is held back is all that is left)."""
         return self._eof
+
+    @property
+    def done(self) -> bool:
+        """Whether the whole body was read, checked and returned."""
+        return self._eof and not self._held_bytes
 
     def readable(self) -> bool:
         """Always True (a file-like object boto3 reads)."""
@@ -498,15 +508,36 @@ class VideoReader:
         """
         self._stop = error
 
-    def unread(self, data: bytes) -> None:
-        """
-        Put ``data`` back in front of the rest of the body.
+    def close(self) -> None:
+        """Stop the digest's thread (the reader is not used after this)."""
+        self.digest.close()
 
-        :param data: bytes previously returned by :meth:`read`.
+    def fill(self, size: int) -> bool:
         """
-        if data:
-            self._held.insert(0, data)
-            self._held_bytes += len(data)
+        Read ahead from the download until ``size`` bytes are held or the body ended; return :attr:`at_end`.
+
+        Nothing is returned or hashed; the next :meth:`read` starts with these bytes.
+
+        :param size: bytes to hold.
+        :raises WanTransferError: a check of the download failed or :meth:`stop` was called.
+        """
+        self._fill(size)
+        return self._eof
+
+    def _fill(self, wanted: int) -> None:
+        if self._stop is not None:
+            raise self._stop
+        held, pieces = self._held, self._pieces
+        while not self._eof and (wanted < 0 or self._held_bytes < wanted):
+            try:
+                piece = next(pieces)
+            except StopIteration:
+                self._eof = True
+                break
+            if self._stop is not None:
+                raise self._stop
+            held.append(piece)
+            self._held_bytes += len(piece)
 
     def read(self, size: int | None = -1) -> bytes:
         """
@@ -516,25 +547,30 @@ class VideoReader:
         :raises WanTransferError: a check of the download failed (see :meth:`VideoDownload.chunks`) or
             :meth:`stop` was called.
         """
-        if self._stop is not None:
-            raise self._stop
         wanted = -1 if size is None or size < 0 else size
-        while not self._eof and (wanted < 0 or self._held_bytes < wanted):
-            try:
-                piece = next(self._pieces)
-            except StopIteration:
-                self._eof = True
-                break
-            if self._stop is not None:
-                raise self._stop
-            self._held.append(piece)
-            self._held_bytes += len(piece)
-        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
-        if wanted < 0 or len(data) <= wanted:
-            self._held, self._held_bytes = [], 0
-            return data
-        self._held, self._held_bytes = [data[wanted:]], len(data) - wanted
-        return data[:wanted]
+        self._fill(wanted)
+        held = self._held
+        if wanted < 0 or self._held_bytes <= wanted:
+            taken = list(held)
+            held.clear()
+            self._held_bytes = 0
+        else:
+            taken, count = [], 0
+            while count < wanted:
+                piece = held.popleft()
+                if count + len(piece) > wanted:  # the piece straddles the end of the part: cut it
+                    cut = wanted - count
+                    held.appendleft(piece[cut:])
+                    piece = piece[:cut]
+                taken.append(piece)
+                count += len(piece)
+            self._held_bytes -= count
+        data = taken[0] if len(taken) == 1 else b"".join(taken)
+        del taken
+        if data:
+            self.returned += len(data)
+            self.digest.update(data)
+        return data
 
 
 def check_mp4(head: bytes, where: str) -> None:

@@ -2,7 +2,7 @@
 S3 helpers of the transfer: which object arguments are accepted, how S3 errors become provider errors, the
 ``wan-*`` tags, and the clean-up of multipart uploads left at the key by earlier tries.
 
-The upload itself is boto3's managed transfer (``S3Hook.load_file_obj``); nothing here streams.
+The upload itself is boto3's managed transfer (``upload_fileobj`` on ``S3Hook``'s client); nothing here streams.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from airflow_provider_wan.exceptions import WanError, WanRequestValidationError, WanS3UploadError
+from airflow_provider_wan.transfers._digest import crc64nvme_function
 
 MIB = 1024 * 1024
 #: S3's smallest part (except the last) and largest part.
@@ -245,6 +246,83 @@ def b64_sha256(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
+#: The checksums S3 can be asked to verify on a streamed (multipart) upload (``s3_checksum``); see
+#: :func:`stream_checksum`. The default is CRC32, boto3's own default.
+CRC32 = "CRC32"
+SHA256 = "SHA256"
+CRC64NVME = "CRC64NVME"
+STREAM_CHECKSUMS = (CRC32, SHA256, CRC64NVME)
+
+
+def checksum_name(requested: bool | str | None) -> str | None:
+    """
+    The algorithm named by an ``s3_checksum`` argument: True means :data:`CRC32`, False or None no checksum.
+
+    :param requested: True, False, None or one of :data:`STREAM_CHECKSUMS` (any case).
+    :raises WanRequestValidationError: anything else.
+    """
+    if requested is None or requested is False:
+        return None
+    if requested is True:
+        return CRC32
+    name = str(requested).strip().upper().replace("-", "")
+    if name not in STREAM_CHECKSUMS:
+        raise WanRequestValidationError(
+            f"s3_checksum={requested!r} is not one of True, False, {', '.join(repr(n) for n in STREAM_CHECKSUMS)}"
+        )
+    return name
+
+
+def stream_checksum(requested: bool | str | None, client: Any) -> str | None:
+    """
+    The checksum S3 is asked to verify on each part of a streamed (multipart) upload with ``client``.
+
+    * ``CRC32`` (the default, and boto3's own): S3 checks a CRC32 of every part; the object's checksum is a composite
+      of the parts'. The cheapest to compute without extra packages.
+    * ``SHA256``: the same with SHA-256 (per part; the composite is not the object's SHA-256).
+    * ``CRC64NVME``: a full-object checksum. S3 checks each part as it arrives and, when the upload completes, the
+      whole object against the CRC64NVME the reader computed of every byte it read. Needs awscrt (``boto3[crt]``):
+      botocore computes CRC64NVME only with it.
+
+    Whatever the choice, the object's own SHA-256 is computed while streaming and recorded (tag, manifest), and a
+    video smaller than a part goes in one PutObject whose SHA-256 S3 checks.
+
+    :param requested: the ``s3_checksum`` argument (see :func:`checksum_name`).
+    :param client: the boto3 S3 client.
+    :raises WanRequestValidationError: CRC64NVME was asked for and this installation cannot compute it.
+    """
+    name = checksum_name(requested)
+    if name != CRC64NVME:
+        return name
+    problem = _full_object_problem(client)
+    if problem:
+        raise WanRequestValidationError(f"s3_checksum='CRC64NVME' needs {problem}; or leave s3_checksum at CRC32")
+    return name
+
+
+def _full_object_problem(client: Any) -> str | None:
+    """What is missing for a full-object CRC64NVME upload, or None."""
+    try:
+        from botocore.compat import HAS_CRT, has_minimum_crt_version
+        from s3transfer.manager import TransferManager
+    except ImportError:  # pragma: no cover - botocore and s3transfer come with boto3
+        return "botocore and s3transfer"
+    if not (HAS_CRT and has_minimum_crt_version((0, 23, 4)) and crc64nvme_function() is not None):
+        return "the awscrt package (pip install 'boto3[crt]'), with which botocore computes CRC64NVME"
+    if "ChecksumType" not in TransferManager.ALLOWED_UPLOAD_ARGS:
+        return "a newer boto3 (s3transfer 0.11 or later, for full-object checksums)"
+    if not {"ChecksumCRC64NVME", "ChecksumType"} <= _input_members(client, "CompleteMultipartUpload"):
+        return "a newer botocore (1.36 or later, for full-object checksums)"
+    return None
+
+
+def _input_members(client: Any, operation: str) -> set[str]:
+    try:
+        return set(client.meta.service_model.operation_model(operation).input_shape.members)
+    except Exception:
+        return set()
+
+
 @dataclass
 class UploadResult:
     """
@@ -253,15 +331,17 @@ class UploadResult:
     :param size: bytes written.
     :param sha256: hex SHA-256 of the object, computed while downloading.
     :param parts: 0 for a single PutObject, else the number of parts.
-    :param s3_checksum: the SHA-256 checksum S3 reports (base64; composite of the parts' for a multipart upload).
-    :param verified_by_s3: whether S3 verified SHA-256 checksums of every byte written.
+    :param s3_checksum: the checksum S3 reports for the object (base64), in S3's form: ``algorithm``, ``type``
+        (``FULL_OBJECT`` or ``COMPOSITE``) and ``value``; None when S3 reported none.
+    :param verified_by_s3: whether S3 verified a checksum of every byte written (and, for a single PutObject or a
+        full-object checksum, the whole object against the one computed while downloading).
     :param version_id: the object's version, in a versioned bucket.
     """
 
     size: int
     sha256: str
     parts: int
-    s3_checksum: str | None = None
+    s3_checksum: dict[str, str] | None = None
     verified_by_s3: bool = False
     version_id: str | None = None
 
@@ -271,8 +351,12 @@ class ManagedUpload:
     One object written through boto3's managed transfer (``upload_fileobj``) of an ``S3Hook`` client.
 
     A body that fits in one part is sent whole (its sha256 known in advance goes into the metadata, the tags and
-    the checksum S3 verifies); a longer one is streamed from a reader into a multipart upload that boto3 aborts on
-    any failure, then tagged with its sha256 (PutObjectTagging: no copy, no new version).
+    the SHA-256 checksum S3 verifies); a longer one is streamed from a reader into a multipart upload that boto3
+    aborts on any failure, then tagged with its sha256 (PutObjectTagging: no copy, no new version). S3 verifies the
+    checksum of :func:`stream_checksum` on every part, and the upload completes only once the reader has read and
+    checked the whole body (then S3 also checks the object's size and, with CRC64NVME, the whole object's checksum).
+
+    Use as a context manager, or call :meth:`close`: it removes the handlers registered on the client's events.
 
     :param client: the boto3 S3 client (``S3Hook.get_conn()``).
     :param config: the ``TransferConfig`` (``S3Hook.transfer_config``).
@@ -280,7 +364,8 @@ class ManagedUpload:
     :param key: the key.
     :param object_args: object arguments (ContentType, ACL, SSE, StorageClass, Metadata, Tagging, ...).
     :param metadata: metadata known before the upload (task id, model, ...).
-    :param use_checksum: have S3 verify SHA-256 checksums.
+    :param checksum: the ``s3_checksum`` argument: which checksum S3 verifies on a streamed upload (see
+        :func:`stream_checksum`); False for none.
     """
 
     def __init__(
@@ -291,7 +376,7 @@ class ManagedUpload:
         key: str,
         object_args: Mapping[str, Any],
         metadata: Mapping[str, str],
-        use_checksum: bool = True,
+        checksum: bool | str | None = True,
     ) -> None:
         self.client = client
         self.config = config
@@ -301,14 +386,36 @@ class ManagedUpload:
         self.object_args = {k: v for k, v in object_args.items() if k != "Tagging"}
         self.request_args = {k: v for k, v in object_args.items() if k in REQUEST_ARGS}
         self.metadata = {**(object_args.get("Metadata") or {}), **metadata}
-        self.use_checksum = use_checksum
+        #: The checksum S3 verifies on a streamed upload (see :func:`stream_checksum`).
+        self.stream_algorithm = stream_checksum(checksum, client)
+        #: Whether checksums are asked for (turned off when the store refused them).
+        self.use_checksum = self.stream_algorithm is not None
         self.checksum_refused = False
+        self._complete_members = _input_members(client, "CompleteMultipartUpload")
         self._failed_parts: list[int] = []
+        self._streaming: Any = None  # the reader of the multipart upload under way
         # Which part failed is not in boto3's error; the client's events tell (one registration per upload).
-        events, me = client.meta.events, id(self)
-        events.register("before-parameter-build.s3.UploadPart", self._note_part, unique_id=f"wan-note-part-{me}")
-        events.register("after-call.s3.UploadPart", self._part_answered, unique_id=f"wan-part-answered-{me}")
-        events.register("after-call-error.s3.UploadPart", self._part_failed, unique_id=f"wan-part-failed-{me}")
+        me = id(self)
+        self._handlers = [
+            ("before-parameter-build.s3.UploadPart", self._note_part, f"wan-note-part-{me}"),
+            ("after-call.s3.UploadPart", self._part_answered, f"wan-part-answered-{me}"),
+            ("after-call-error.s3.UploadPart", self._part_failed, f"wan-part-failed-{me}"),
+            ("before-parameter-build.s3.CompleteMultipartUpload", self._before_complete, f"wan-complete-{me}"),
+        ]
+        for event, handler, unique_id in self._handlers:
+            client.meta.events.register(event, handler, unique_id=unique_id)
+
+    def __enter__(self) -> ManagedUpload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Unregister this upload's handlers from the client's events (the client may be used again)."""
+        for event, handler, unique_id in self._handlers:
+            self.client.meta.events.unregister(event, handler, unique_id=unique_id)
+        self._handlers = []
 
     def set_part_size(self, part_size: int) -> None:
         """
@@ -319,7 +426,7 @@ class ManagedUpload:
         self.config.multipart_chunksize = part_size
         self.config.multipart_threshold = part_size
 
-    # -------------------------------------------------------------------------------------- which part failed
+    # -------------------------------------------------------------------------------------- client events
 
     @staticmethod
     def _note_part(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -332,6 +439,27 @@ class ManagedUpload:
     def _part_failed(self, context: dict[str, Any], **_: Any) -> None:
         if context.get("wan_part"):
             self._failed_parts.append(int(context["wan_part"]))
+
+    def _before_complete(self, params: dict[str, Any], **_: Any) -> None:
+        """
+        Just before CompleteMultipartUpload: refuse to complete an upload whose body was not read and checked to
+        the end (raising here makes boto3 abort it), and give S3 what to check the whole object against.
+        """
+        reader = self._streaming
+        if reader is None or params.get("Bucket") != self.bucket or params.get("Key") != self.key:
+            return
+        if not reader.done:
+            raise WanS3UploadError(
+                f"the upload to s3://{self.bucket}/{self.key} was about to complete before the whole video was read "
+                f"and checked; it was aborted"
+            )
+        if not self.use_checksum:
+            return
+        digests = reader.digest.result()  # waits for the last part to be hashed
+        if "MpuObjectSize" in self._complete_members:
+            params["MpuObjectSize"] = digests.size  # S3 refuses to complete an object of another size
+        if self.stream_algorithm == CRC64NVME and digests.crc64nvme is not None:
+            params["ChecksumCRC64NVME"] = digests.crc64nvme_b64  # and one whose bytes are not the ones read
 
     # -------------------------------------------------------------------------------------- uploads
 
@@ -353,7 +481,14 @@ class ManagedUpload:
             extra["ChecksumSHA256"] = b64_sha256(sha256)  # S3 answers BadDigest unless it got these very bytes
         if not self._upload(io.BytesIO(data), extra):
             return None
-        return UploadResult(size=len(data), sha256=sha256, parts=0, verified_by_s3=self.use_checksum)
+        checksum = {"algorithm": "SHA256", "type": "FULL_OBJECT", "value": b64_sha256(sha256)}
+        return UploadResult(
+            size=len(data),
+            sha256=sha256,
+            parts=0,
+            s3_checksum=checksum if self.use_checksum else None,
+            verified_by_s3=self.use_checksum,
+        )
 
     def put_stream(self, reader: Any, stats: Any) -> UploadResult | None:
         """
@@ -365,20 +500,41 @@ class ManagedUpload:
         extra: dict[str, Any] = {**self.object_args, "Metadata": dict(self.metadata)}
         if self.user_tags:
             extra["Tagging"] = encode_tags(self.user_tags)
-        if self.use_checksum:
-            extra["ChecksumAlgorithm"] = "SHA256"
-        if not self._upload(reader, extra):
-            return None
-        if not reader.at_end:  # boto3 stops at the first empty read; anything else is a bug, never an object
+        algorithm = self.stream_algorithm if self.use_checksum else None
+        if algorithm:
+            extra["ChecksumAlgorithm"] = algorithm
+            if algorithm == CRC64NVME:
+                extra["ChecksumType"] = "FULL_OBJECT"
+        self._streaming = reader
+        try:
+            if not self._upload(reader, extra):
+                return None
+        finally:
+            self._streaming = None
+        if not reader.done:  # boto3 stops at the first empty read; anything else is a bug, never an object
             raise WanS3UploadError(f"the upload to s3://{self.bucket}/{self.key} ended before the download did")
+        digests = reader.digest.result()
+        size, sha256 = digests.size, digests.sha256
         head = self._head()
-        size, sha256 = stats.received, stats.hexdigest
-        if head.get("ContentLength") != size:
+        if head.get("ContentLength") != size or stats.received != size:
             raise WanS3UploadError(
                 f"s3://{self.bucket}/{self.key} holds {head.get('ContentLength')} bytes after the upload, but "
-                f"{size} were downloaded"
+                f"{stats.received} were downloaded"
             )
         version_id = head.get("VersionId")
+        reported = head.get(f"Checksum{algorithm}") if algorithm else None
+        checksum = None
+        if reported:
+            kind = str(head.get("ChecksumType") or ("COMPOSITE" if "-" in str(reported) else "FULL_OBJECT"))
+            checksum = {"algorithm": str(algorithm), "type": kind, "value": str(reported)}
+        verified = bool(reported)
+        if algorithm == CRC64NVME and reported and reported != digests.crc64nvme_b64:
+            removed = self._remove(version_id)
+            raise WanS3UploadError(
+                f"S3 reports the CRC64NVME {reported} for s3://{self.bucket}/{self.key}, but the {size} bytes "
+                f"downloaded have {digests.crc64nvme_b64}: the store holds other bytes than were read; "
+                + ("the object was deleted" if removed else "the object could not be deleted")
+            )
         self._tag(version_id, {**self.user_tags, TAG_SHA256: sha256, TAG_SIZE: str(size)})
         etag = str(head.get("ETag") or "")
         parts = int(etag.rsplit("-", 1)[1].strip('"')) if "-" in etag else 1
@@ -386,8 +542,8 @@ class ManagedUpload:
             size=size,
             sha256=sha256,
             parts=parts,
-            s3_checksum=head.get("ChecksumSHA256"),
-            verified_by_s3=bool(self.use_checksum and head.get("ChecksumSHA256")),
+            s3_checksum=checksum,
+            verified_by_s3=verified,
             version_id=version_id,
         )
 
@@ -396,13 +552,13 @@ class ManagedUpload:
         try:
             self.client.upload_fileobj(body, self.bucket, self.key, ExtraArgs=extra, Config=self.config)
         except WanError:
-            raise  # a check of the download failed inside read(); boto3 has aborted the upload
+            raise  # a check of the download failed inside read() (or before completing); boto3 has aborted
         except Exception as err:
             operation = str(getattr(err, "operation_name", "") or "")
             if (
                 self.use_checksum
                 and error_code(err) in CHECKSUM_UNSUPPORTED
-                and operation in ("PutObject", "CreateMultipartUpload", "UploadPart")
+                and operation in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")
             ):
                 self.checksum_refused = True
                 return False
@@ -418,6 +574,17 @@ class ManagedUpload:
             )
         except Exception as err:
             raise s3_error(err, "HeadObject (after the upload)", self.bucket, self.key) from err
+
+    def _remove(self, version_id: str | None) -> bool:
+        """Delete what this upload wrote (exactly its version, in a versioned bucket); whether that worked."""
+        args = {k: v for k, v in self.request_args.items() if k in ("ExpectedBucketOwner", "RequestPayer")}
+        if version_id and version_id != "null":
+            args["VersionId"] = version_id
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key, **args)
+        except Exception:
+            return False
+        return True
 
     def _tag(self, version_id: str | None, tags: Mapping[str, str]) -> None:
         args: dict[str, Any] = {

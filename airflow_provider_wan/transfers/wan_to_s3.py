@@ -1,10 +1,11 @@
 """
 WanVideoToS3Operator: save a generated Wan video to S3 before its 24-hour link dies.
 
-The video is streamed from the signed link through a checking reader (MP4 signature, length, size limit, SHA-256)
-into boto3's managed upload on the amazon provider's ``S3Hook``: memory stays at a few parts whatever the video's
-size, S3 verifies a SHA-256 checksum of every part, and a failed check aborts the upload, so the object appears only
-once the whole download checked out. A JSON manifest is written beside it and an asset event announces it.
+The video is streamed from the signed link through a checking reader (MP4 signature, length, size limit) into boto3's
+managed upload on the amazon provider's ``S3Hook``, its SHA-256 computed beside the upload in a thread of its own:
+memory stays at a few parts whatever the video's size, S3 verifies a checksum of every part, and a failed check
+aborts the upload, so the object appears only once the whole download checked out. A JSON manifest is written beside
+it and an asset event announces it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from airflow_provider_wan.exceptions import (
 from airflow_provider_wan.hooks.wan import WanHook, user_agent
 from airflow_provider_wan.models import TaskStatus, WanTask
 from airflow_provider_wan.settings import DEFAULT_DOWNLOAD_HOSTS, WanConnectionSettings
+from airflow_provider_wan.transfers._digest import StreamDigest
 from airflow_provider_wan.transfers._download import (
     UrlPolicy,
     VideoDownload,
@@ -57,6 +59,8 @@ from airflow_provider_wan.transfers._manifest import (
     put_manifest,
 )
 from airflow_provider_wan.transfers._s3 import (
+    CRC32,
+    CRC64NVME,
     MAX_PART_SIZE,
     MAX_PARTS,
     MIB,
@@ -69,11 +73,13 @@ from airflow_provider_wan.transfers._s3 import (
     ManagedUpload,
     UploadResult,
     abort_stale_uploads,
+    checksum_name,
     encode_tags,
     error_code,
     parse_tags,
     read_tags,
     s3_error,
+    stream_checksum,
 )
 
 if TYPE_CHECKING:
@@ -90,13 +96,13 @@ DEFAULT_ASSET_ALIAS = "wan_videos"
 META_SHA256 = TAG_SHA256
 META_SIZE = TAG_SIZE
 META_SOURCE = "wan-source"
-#: S3's own integrity check of the upload. SHA-256 is the strongest algorithm S3 verifies on a multipart upload:
-#: S3 refuses any part (BadDigest) whose bytes do not hash to the 256-bit digest botocore computed from what our
-#: reader returned. CRC64NVME would give a full-object checksum instead of a composite one, but botocore needs the
-#: optional awscrt package for it (neither Airflow nor the amazon provider brings it), and a 64-bit CRC only detects
-#: accidental damage; CRC32 full-object (no extra package) is weaker still. A single-part video is sent with the
-#: SHA-256 computed while downloading, so S3 checks the very digest the manifest records.
-S3_CHECKSUM_ALGORITHM = "SHA256"
+#: S3's own integrity check of a streamed upload (``s3_checksum=True``): CRC32 on every part, boto3's own default and
+#: the cheapest checksum botocore computes without extra packages. The object's SHA-256 is computed anyway (the tag
+#: and the manifest record it), so S3's check only has to catch damage on the way to S3; SHA-256 part checksums
+#: would hash every byte a second time for that. ``s3_checksum="CRC64NVME"`` (with awscrt) has S3 check the whole
+#: object against the reader's own CRC64NVME; ``"SHA256"`` keeps SHA-256 per part. A video smaller than a part is
+#: always sent with the SHA-256 computed while downloading, so S3 checks the very digest the manifest records.
+S3_CHECKSUM_ALGORITHM = CRC32
 #: Characters kept as they are in an asset URI's key (asset URIs must be ASCII).
 _ASSET_SAFE = "/-_.~!*'()+,;=:@&$"
 
@@ -118,10 +124,11 @@ class WanVideoToS3Operator(BaseOperator):
     * bounded memory: about ``max_in_flight + 3`` parts of ``chunk_size``, whatever the video's size (a video
       smaller than ``chunk_size`` is read whole and sent as one PutObject);
     * no partial or corrupt object: the download is checked (an MP4 ``ftyp`` box before anything is uploaded,
-      ``max_bytes``, Content-Length) and hashed with SHA-256 inside the reader boto3 pulls from, so a failed check
-      makes boto3 abort the multipart upload; S3 verifies a SHA-256 checksum of every part (of the whole object
-      for a single PutObject); an object already at the key is never replaced by a failed attempt, and no copy is
-      made after the upload (no extra version in a versioned bucket);
+      ``max_bytes``, Content-Length) inside the reader boto3 pulls from, so a failed check makes boto3 abort the
+      multipart upload, which is completed only once the whole body was read and checked; S3 verifies a checksum
+      of every part (``s3_checksum``), the object's size, and for a single PutObject the SHA-256 of the whole
+      object; an object already at the key is never replaced by a failed attempt, and no copy is made after the
+      upload (no extra version in a versioned bucket);
     * no orphaned parts: multipart uploads left at the key by earlier tries (an S3 outage can stop even the
       abort) are aborted before a retry uploads;
     * idempotent retries: when the key already holds the complete object of the same DashScope task (task id,
@@ -183,8 +190,11 @@ class WanVideoToS3Operator(BaseOperator):
         only the scheme's default port. Default: the connection's ``download_hosts`` (``*.aliyuncs.com`` plus its
         extra) and the host:port of its base URL.
     :param allow_http: allow plain http links to allowed hosts (https only otherwise; loopback is always allowed).
-    :param s3_checksum: have S3 verify SHA-256 checksums (turned off automatically, at the cost of downloading
-        again, when an S3-compatible store refuses them).
+    :param s3_checksum: the checksum S3 verifies on every part of a streamed upload: True or ``"CRC32"`` (the
+        default, boto3's own), ``"SHA256"``, or ``"CRC64NVME"`` (needs awscrt, ``pip install 'boto3[crt]'``: S3 then
+        also checks the whole object against the CRC64NVME computed while reading); False for none. Turned off
+        automatically, at the cost of downloading again, when an S3-compatible store refuses it. The video's SHA-256
+        is computed and recorded whatever this is.
     """
 
     template_fields: Sequence[str] = (
@@ -224,7 +234,7 @@ class WanVideoToS3Operator(BaseOperator):
         max_bytes: int | None = DEFAULT_MAX_BYTES,
         allowed_hosts: Sequence[str] | None = None,
         allow_http: bool = False,
-        s3_checksum: bool = True,
+        s3_checksum: bool | str = True,
         **kwargs: Any,
     ) -> None:
         if asset_alias:
@@ -251,6 +261,10 @@ class WanVideoToS3Operator(BaseOperator):
             allowed_hosts = [h.strip() for h in allowed_hosts.split(",") if h.strip()]
         if isinstance(extra_s3_args, dict):
             _check_extra_args(extra_s3_args, self.task_id)
+        try:
+            checksum_name(s3_checksum)
+        except WanRequestValidationError as err:
+            raise ValueError(f"{self.task_id}: {err}") from None
         self.s3_bucket = s3_bucket
         self.s3_key = s3_key
         self.dashscope_task_id = dashscope_task_id
@@ -316,6 +330,7 @@ class WanVideoToS3Operator(BaseOperator):
             _mask_all(secrets_of(self.video_url))
         hook = self._s3_hook()
         client = hook.get_conn()
+        stream_checksum(self.s3_checksum, client)  # CRC64NVME without awscrt fails here, before any request
         object_args = self._object_args()
         request_args = {k: v for k, v in object_args.items() if k in REQUEST_ARGS}
         source = redact(self.video_url).replace("?<redacted>", "") if self.video_url else None
@@ -337,16 +352,18 @@ class WanVideoToS3Operator(BaseOperator):
         policy.check(url)  # a refused link fails before anything is requested, from S3 too
         abort_stale_uploads(client, bucket, key, try_started, request_args, self.log)
         metadata = self._metadata(dashscope_task_id, generation, task, source)
-        upload = ManagedUpload(client, hook.transfer_config, bucket, key, object_args, metadata, self.s3_checksum)
         started = time.monotonic()
-        result = self._stream(url, settings, policy, upload, dashscope_task_id)
-        if upload.checksum_refused and result is None:
-            self.log.warning(
-                "The S3 endpoint refused SHA-256 checksums; downloading again and uploading without them. The "
-                "sha256 computed while streaming is still recorded (tag, manifest)."
-            )
-            upload.use_checksum = False
+        with ManagedUpload(
+            client, hook.transfer_config, bucket, key, object_args, metadata, self.s3_checksum
+        ) as upload:
             result = self._stream(url, settings, policy, upload, dashscope_task_id)
+            if upload.checksum_refused and result is None:
+                self.log.warning(
+                    "The S3 endpoint refused the checksums asked for; downloading again and uploading without "
+                    "them. The sha256 computed while streaming is still recorded (tag, manifest)."
+                )
+                upload.use_checksum = False
+                result = self._stream(url, settings, policy, upload, dashscope_task_id)
         if result is None:  # pragma: no cover - _stream returns None only for a refused checksum
             raise WanS3UploadError(f"S3 refused the upload to s3://{bucket}/{key}")
         seconds = time.monotonic() - started
@@ -358,7 +375,7 @@ class WanVideoToS3Operator(BaseOperator):
             seconds,
             f"{result.parts} parts" if result.parts else "one PutObject",
             result.sha256,
-            ", SHA-256 verified by S3" if result.verified_by_s3 else "",
+            _verified(result),
         )
         manifest_uri = None
         if self.write_manifest:
@@ -369,7 +386,7 @@ class WanVideoToS3Operator(BaseOperator):
                 "transferred_at": _now(),
                 "seconds": round(seconds, 3),
                 "parts": result.parts,
-                "s3_checksum_sha256": result.s3_checksum,
+                "s3_checksum": result.s3_checksum,
                 "verified_by_s3": result.verified_by_s3,
                 "version_id": result.version_id,
                 "source": source,
@@ -392,6 +409,9 @@ class WanVideoToS3Operator(BaseOperator):
                 "multipart_chunksize": part,
                 "max_concurrency": self.max_in_flight,
                 "use_threads": True,
+                # boto3's CRT transfer client (chosen by "auto" on some instance types when awscrt is installed)
+                # ignores the settings above and the reader's one-part reads; the classic one honours them.
+                "preferred_transfer_client": "classic",
             },
         )
         # boto3 holds up to this many parts of a non-seekable stream in memory (10 by default): the uploading
@@ -581,17 +601,19 @@ class WanVideoToS3Operator(BaseOperator):
                 )
             part = self._part_size(total)
             upload.set_part_size(part)
-            reader = VideoReader(download)
+            # The SHA-256 (and a full-object CRC64NVME) is computed in a thread of its own, beside the download.
+            digest = StreamDigest(crc64nvme=upload.use_checksum and upload.stream_algorithm == CRC64NVME)
+            reader = VideoReader(download, digest)
             self._reader = reader
             try:
-                first = reader.read(part)  # the MP4 signature is checked here, before any S3 request
-                if reader.at_end:
-                    return upload.put_whole(first, stats.hexdigest)
-                reader.unread(first)
-                del first
+                # The MP4 signature is checked here, before any S3 request.
+                if reader.fill(part):  # the whole video is smaller than a part: one PutObject
+                    data = reader.read()
+                    return upload.put_whole(data, digest.result().sha256)
                 return upload.put_stream(reader, stats)
             finally:
                 self._reader = None
+                reader.close()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """
@@ -812,6 +834,13 @@ def _incomplete(head: dict[str, Any], record: dict[str, str]) -> str | None:
         except ValueError:
             return "S3 reported an unreadable checksum"
     return None
+
+
+def _verified(result: UploadResult) -> str:
+    """What S3 verified of the upload, for the log line."""
+    if not (result.verified_by_s3 and result.s3_checksum):
+        return ""
+    return f", {result.s3_checksum['algorithm']} ({result.s3_checksum['type'].lower()}) verified by S3"
 
 
 def _check_extra_args(extra: dict[str, Any], task_id: str) -> None:
