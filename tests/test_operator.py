@@ -34,8 +34,9 @@ def try_numbers(dag_run: Any, task_id: str) -> list[int]:
         return sorted({h.try_number for h in past} | {current.try_number})
 
 
-def test_deferrable_success_returns_the_result_without_the_signed_url(simulator, run_dag):
-    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT + " [[sim: pending=0.3 running=0.6]]", "duration": 4})
+def test_deferrable_success_returns_the_result_without_the_signed_url(simulator, run_dag, capfd):
+    dag_run = run_dag("wan_test_deferrable", {"prompt": PROMPT + " [[sim: pending=0.3 running=1.5]]", "duration": 4})
+    logs = "".join(capfd.readouterr())
     assert task_states(dag_run) == {"generate": "success"}
     result = xcom(dag_run, "generate")
     task_id = xcom(dag_run, "generate", "task_id")
@@ -49,7 +50,10 @@ def test_deferrable_success_returns_the_result_without_the_signed_url(simulator,
     assert result["request"]["prompt"].startswith(PROMPT) and result["submit_time"] and result["end_time"]
     assert "video_url" not in json.dumps(result) and "Signature" not in json.dumps(result)
     counters = simulator.counters()
-    assert counters["tasks_created"] == 1 and counters["polls"] >= 3  # the trigger really polled
+    # The operator checked once, deferred, and the trigger polled until the end (on a loaded machine the deferral
+    # itself can take most of the 1.8 s, so the trigger may need only one read).
+    assert "Deferring: the triggerer now polls task" in logs
+    assert counters["tasks_created"] == 1 and counters["polls"] >= 2
 
 
 def test_a_task_that_is_done_at_the_first_check_never_defers(simulator, run_dag):
