@@ -88,9 +88,9 @@ def test_first_and_last_frame_on_the_image2video_route(simulator, run_dag, capfd
     assert_no_signatures(dag_run, logs)
 
 
-def test_reference_to_video_with_an_image_and_a_clip(simulator, run_dag, capfd, s3_client, bucket):
+def test_reference_to_video_with_an_image_and_a_clip(simulator, run_dag, capfd, s3_client, bucket, web):
     face = put(s3_client, bucket, "cast/host.png", image("PNG", (800, 800)))
-    video = put(s3_client, bucket, "cast/guest.mp4", clip())
+    video = web.serve("/cast/guest.mp4", clip())  # one reference from S3, one from a web link
     dag_run, logs = run(run_dag, capfd, "wan_test_r2v", ref1=face, ref2=video, bucket=bucket)
     assert task_states(dag_run) == {"generate": "success", "transfer": "success"}
     result = xcom(dag_run, "generate")
