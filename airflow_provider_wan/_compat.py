@@ -37,3 +37,16 @@ __all__ = [
     "AirflowNotFoundException",
     "AirflowSkipException",
 ]
+
+
+def mask_secret(secret: str) -> None:
+    """
+    Register ``secret`` with Airflow's secrets masker (the task SDK's, wherever this Airflow keeps it).
+
+    :param secret: an API key, a signed link or its query string.
+    """
+    try:
+        from airflow.sdk.log import mask_secret as _mask_secret
+    except ImportError:  # pragma: no cover - older task SDK layout
+        from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask_secret  # type: ignore[no-redef]
+    _mask_secret(secret)

@@ -1180,7 +1180,7 @@ class WanVideoRequest(BaseModel):
             "watermark": self.watermark,
             "seed": self.seed,
             "audio": self.audio,
-            "audio_url": _strip_query(self.audio_url),
+            "audio_url": strip_query(self.audio_url) if self.audio_url else None,
             "shot_type": self.shot_type,
             "extra_input": dict(self.extra_input),
             "extra_parameters": dict(self.extra_parameters),
@@ -1193,7 +1193,7 @@ class WanVideoRequest(BaseModel):
             summary["resolution"] = self.effective_resolution
         for name, value in self.given_inputs.items():
             # The URIs as given (an s3:// URI, a link without its query): never a signed URL.
-            summary[name] = [_strip_query(v) for v in value] if isinstance(value, tuple) else _strip_query(value)
+            summary[name] = [strip_query(v) for v in value] if isinstance(value, tuple) else strip_query(value)
         return summary
 
 
@@ -1215,16 +1215,24 @@ def _readable(err: ValidationError) -> str:
 
 
 def _short(value: str, limit: int = 80) -> str:
-    stripped = _strip_query(value) or ""
+    stripped = strip_query(value)
     return stripped if len(stripped) <= limit else stripped[: limit - 3] + "..."
 
 
-def _strip_query(url: str | None) -> str | None:
-    """Drop a URL's query string: presigned URLs carry credentials there."""
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    return parts._replace(query="", fragment="").geturl() if parts.query else url
+def strip_query(url: str) -> str:
+    """
+    A link as it may be shown in messages, logs, records and results: without its query string (a presigned URL's
+    signature) and fragment; a link without either is returned as it is.
+
+    :param url: the link as given or sent.
+    """
+    if "?" not in url and "#" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("?", 1)[0].split("#", 1)[0]
+    return parts._replace(query="", fragment="").geturl()
 
 
 _URL_QUERY = re.compile(r"((?:https?|oss)://[^\s?#'\"]+)\?[^\s'\"]*")

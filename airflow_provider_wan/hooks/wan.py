@@ -21,7 +21,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from airflow_provider_wan import __version__
-from airflow_provider_wan._compat import AirflowNotFoundException
+from airflow_provider_wan._compat import AirflowNotFoundException, mask_secret
 from airflow_provider_wan.events import task_error
 from airflow_provider_wan.exceptions import WanAmbiguousSubmitError, WanError, WanThrottledError
 from airflow_provider_wan.hooks._transport import (
@@ -184,7 +184,7 @@ class WanHook(BaseHook):
                 settings = _conn_settings(self.get_connection(self.dashscope_conn_id))
             except AirflowNotFoundException:
                 settings = self._fallback_settings()
-                _mask(settings.api_key)
+                mask_secret(settings.api_key)
             self._settings = settings
         return self._settings
 
@@ -659,14 +659,6 @@ async def _aget_connection(conn_id: str) -> Any:
     return await sync_to_async(BaseHook.get_connection)(conn_id)
 
 
-def _mask(secret: str) -> None:
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover
-        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
-    mask_secret(secret)
-
-
 async def _amask(secret: str) -> None:
     try:
         from airflow.sdk.log import amask_secret
@@ -682,7 +674,7 @@ def _mask_locally(secret: str) -> None:
 
         _secrets_masker().add_mask(secret)
     except Exception:  # pragma: no cover - best effort on versions without the shared masker
-        _mask(secret)
+        mask_secret(secret)
 
 
 # Kept for readers of the status enum through the hook module.

@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from airflow_provider_wan._compat import mask_secret
 from airflow_provider_wan.exceptions import WanRequestValidationError
 from airflow_provider_wan.media import HEAD_BYTES, Kind, MediaInfo, problem, sniff
-from airflow_provider_wan.models import IMAGE_MAX_BYTES, WanVideoRequest
+from airflow_provider_wan.models import IMAGE_MAX_BYTES, WanVideoRequest, strip_query
 from airflow_provider_wan.transfers._download import redacted_httpx_logs
 
 if TYPE_CHECKING:
@@ -44,16 +45,6 @@ def input_kinds(name: str) -> tuple[Kind, ...]:
     if name == "audio_url":
         return ("audio",)
     return ("image",)
-
-
-def shown(uri: str) -> str:
-    """
-    An input as it may appear in logs and errors: the URI as given, without a query string (a signature).
-
-    :param uri: the input.
-    """
-    parts = urlsplit(uri)
-    return parts._replace(query="", fragment="").geturl() if parts.query else uri
 
 
 class InputResolver:
@@ -93,7 +84,7 @@ class InputResolver:
         for name, uri in request.input_uris():
             scheme = urlsplit(uri).scheme.lower()
             if urlsplit(uri).query:
-                _mask(uri)  # a link presigned by the user is as secret as ours
+                mask_secret(uri)  # a link presigned by the user is as secret as ours
             if scheme == "s3":
                 info, size = self._read_s3(name, uri)
             elif scheme in ("http", "https"):
@@ -103,10 +94,10 @@ class InputResolver:
                 info, size = read
             else:  # oss:// temporary uploads: only DashScope can read them
                 continue
-            refusal = problem(name, shown(uri), info, size, input_kinds(name), image_max)
+            refusal = problem(name, strip_query(uri), info, size, input_kinds(name), image_max)
             if refusal:
                 raise WanRequestValidationError(f"Invalid Wan video input: {refusal}. Nothing was sent to DashScope")
-            self.log.info("Input %s: %s (%s, %s bytes)", name, shown(uri), info.describe(), size)
+            self.log.info("Input %s: %s (%s, %s bytes)", name, strip_query(uri), info.describe(), size)
             if scheme == "s3" and uri not in urls:
                 urls[uri] = self._presign(name, uri)
         return request.with_input_urls(urls)
@@ -147,7 +138,7 @@ class InputResolver:
                 f"Invalid Wan video input: {name}={uri!r} could not be presigned through aws_conn_id="
                 f"{self.aws_conn_id!r}; check the connection's credentials. Nothing was sent to DashScope"
             )
-        _mask(url)
+        mask_secret(url)
         self.log.info("Presigned %s for %d s (the signed URL is masked and never stored)", uri, self.expires_in)
         return url
 
@@ -166,7 +157,7 @@ class InputResolver:
             ):
                 if answer.status_code in _GONE:
                     raise WanRequestValidationError(
-                        f"Invalid Wan video input: {name}={shown(uri)!r} answers HTTP {answer.status_code}, "
+                        f"Invalid Wan video input: {name}={strip_query(uri)!r} answers HTTP {answer.status_code}, "
                         f"so DashScope could not download it either; give a link that serves the file. Nothing "
                         f"was sent to DashScope"
                     )
@@ -174,7 +165,7 @@ class InputResolver:
                     self.log.warning(
                         "Could not check %s (%s answers HTTP %d); DashScope will fetch it itself",
                         name,
-                        shown(uri),
+                        strip_query(uri),
                         answer.status_code,
                     )
                     return None
@@ -191,14 +182,9 @@ class InputResolver:
                 return sniff(bytes(head[:HEAD_BYTES])), size
         except httpx.HTTPError as err:
             self.log.warning(
-                "Could not check %s (%s: %s); DashScope will fetch it itself", name, shown(uri), type(err).__name__
+                "Could not check %s (%s: %s); DashScope will fetch it itself",
+                name,
+                strip_query(uri),
+                type(err).__name__,
             )
             return None
-
-
-def _mask(secret: str) -> None:
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover
-        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
-    mask_secret(secret)

@@ -25,6 +25,7 @@ from airflow_provider_wan.models import (
     VIDEO_SYNTHESIS_ROUTE,
     ModelCapability,
     get_capability,
+    strip_query,
 )
 from airflow_provider_wan.simulator.scenario import Marker, MarkerError, parse_marker
 from airflow_provider_wan.simulator.wire import ApiError
@@ -78,18 +79,8 @@ def unified_name(field_name: str) -> str:
     return field_name
 
 
-def shown_url(url: str) -> str:
-    """
-    A URL as it may be shown in messages, logs and records: without its query (a presigned URL's signature) and
-    fragment.
-
-    :param url: the URL as sent.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url.split("?", 1)[0].split("#", 1)[0]
-    return parts._replace(query="", fragment="").geturl()
+#: A URL as it may be shown in messages, logs and records (the provider's own rule: no query, no fragment).
+shown_url = strip_query
 
 
 @dataclass(frozen=True)

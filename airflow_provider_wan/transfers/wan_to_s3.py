@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from airflow_provider_wan._compat import AirflowFailException, AirflowNotFoundException
+from airflow_provider_wan._compat import AirflowFailException, AirflowNotFoundException, mask_secret
 from airflow_provider_wan._failures import airflow_error
 from airflow_provider_wan.exceptions import (
     WanError,
@@ -581,7 +581,7 @@ class WanVideoToS3Operator(BaseOperator):
                 connect_timeout=settings.connect_timeout if settings else 10.0,
                 read_timeout=settings.read_timeout if settings else 60.0,
                 user_agent=user_agent(),
-                on_secret=_mask,
+                on_secret=mask_secret,
             ) as download,
         ):
             stats = download.open()
@@ -875,17 +875,9 @@ def _run_date(context: Context) -> str:
     return datetime.now(timezone.utc).date().isoformat()
 
 
-def _mask(secret: str) -> None:
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - older task SDK layout
-        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
-    mask_secret(secret)
-
-
 def _mask_all(secrets: list[str]) -> None:
     for secret in secrets:
-        _mask(secret)
+        mask_secret(secret)
 
 
 __all__ = [
